@@ -1,0 +1,136 @@
+"""String normalisers applied to gold and extracted answers before math-verify sees them.
+
+Pure string work (no sympy): each function is cheap and safe on hostile input. The per-benchmark gold
+formats they exist for are described in `../shared/data/README.md`.
+"""
+
+from __future__ import annotations
+
+import re
+
+_OPEN, _CLOSE = "([{", ")]}"
+
+# 4.5e33, -1.2E-5, 3e8 (Minerva golds): a number in e-notation, not part of a word
+_E_NOTATION = re.compile(r"(?<![\w.\\])(\d+(?:\.\d*)?|\.\d+)[eE]([+-]?\d+)(?![\w.])")
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree")
+_PERCENT = re.compile(r"\\?%")
+_FRAC_FAMILY = re.compile(r"\\[dt]frac\b")
+# \frac12, \frac 59, \frac{270}7: single-character numerator/denominator without braces
+_FRAC_SHORT = re.compile(r"\\frac\s*(\{[^{}]*\}|[0-9a-zA-Z])\s*(\{[^{}]*\}|[0-9a-zA-Z])")
+_TRAILING_DOT_NUMBER = re.compile(r"(\d)\.(?!\d)")  # "-1./3" (Minerva) -> "-1/3"
+_NUMPY_FUNC = re.compile(r"\bnp\.(arcsin|arccos|arctan|sin|cos|tan|exp|log|sqrt|pi)\b")
+_THOUSANDS = re.compile(r"^-?\d{1,3}(?:(?:,|\{,\}|,\\!\s*)\d{3})+(?:\.\d+)?$")
+_TEXT_CMD = re.compile(r"\\(?:text|textbf|mathrm|mbox|rm|operatorname)\s*\{([^{}]*)\}")
+_SIMPLE_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+_MINERVA_NUMBER = re.compile(
+    r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:(?:\\times|\\cdot|x)\s*10\s*\^\s*\{?\s*([+-]?\d+)\s*\}?)?"
+)
+# A unit tail after a number: letters, \mathrm{..}, ~, /, ^digits, spaces; nothing that is math.
+_UNIT_TAIL = re.compile(r"^(?:\s|~|\\,|\\;|\\!|\\ |\\(?:mathrm|text|mbox|rm)\s*\{[^{}]*\}|[A-Za-z/^\d{}\-.])*$")
+
+
+def strip_dollars(s: str) -> str:
+    """Remove `$` math delimiters (OlympiadBench golds: "$69$,$84$") and escaped dollar signs."""
+    return s.replace("\\$", "").replace("$", "")
+
+
+def normalize(s: str) -> str:
+    """Canonical LaTeX-ish form of one answer string (gold or extracted)."""
+    s = strip_dollars(s).strip()
+    s = s.replace("\\left", "").replace("\\right", "").replace("\\displaystyle", "")
+    s = s.replace("\\geqslant", "\\geq").replace("\\leqslant", "\\leq").replace("\\quad", " ")
+    s = _FRAC_FAMILY.sub(r"\\frac", s)
+    s = _FRAC_SHORT.sub(lambda m: f"\\frac{_brace(m.group(1))}{_brace(m.group(2))}", s)
+    s = _DEGREES.sub("", s)
+    s = _PERCENT.sub("", s)
+    s = _NUMPY_FUNC.sub(lambda m: "\\" + m.group(1), s)
+    s = _TRAILING_DOT_NUMBER.sub(r"\1", s)
+    s = _E_NOTATION.sub(lambda m: f"{m.group(1)}\\times10^{{{int(m.group(2))}}}", s)
+    if _THOUSANDS.match(s):
+        s = re.sub(r"\{,\}|,\\!\s*|,", "", s)
+    s = s.strip().rstrip(".").strip()
+    return s
+
+
+def _brace(tok: str) -> str:
+    return tok if tok.startswith("{") else "{" + tok + "}"
+
+
+def plain_text(s: str) -> str:
+    """Letters and digits only, lower case: compares text answers ("\\text{Evelyn}" vs "Evelyn")."""
+    s = _TEXT_CMD.sub(r"\1", s)
+    return re.sub(r"[^0-9a-z]", "", s.lower())
+
+
+def is_text_answer(s: str) -> bool:
+    """A word answer such as "\\text{east}" or "\\text{(C)}" (not a formula)."""
+    inner = _TEXT_CMD.fullmatch(s.strip())
+    return bool(inner) and bool(re.search(r"[A-Za-z]", inner.group(1)))
+
+
+def split_top_level(s: str) -> list[str]:
+    """Split on commas outside brackets: "(1,1), (3,2)" -> ["(1,1)", "(3,2)"]; "(3,4]" stays whole."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(s):
+        if ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0 and not s[i - 1 : i] == "\\":
+            parts.append(s[start:i])
+            start = i + 1
+    parts.append(s[start:])
+    parts = [p.strip() for p in parts]
+    return [p for p in parts if p]
+
+
+def unwrap_set(s: str) -> str:
+    """"\\{1, 2\\}" -> "1, 2" (a model may write a set where the gold lists values)."""
+    t = s.strip()
+    if t.startswith("\\{") and t.endswith("\\}"):
+        return t[2:-2]
+    return t
+
+
+def split_alternatives(s: str) -> str:
+    """"1 \\text{ and } 2" / "1 \\text{or} 2" -> "1, 2"."""
+    return re.sub(r"\\text\s*\{\s*(?:and|or)\s*\}|\s+(?:and|or)\s+", ",", s)
+
+
+def drop_lhs(s: str) -> str:
+    """"x = 5" -> "5", "M=\\frac{9}{32}" -> ...: a short variable or f(x) left of a single `=`."""
+    m = re.match(r"^\s*(?:\\?[A-Za-z]+(?:_\{?[\w\\]+\}?)?(?:\([A-Za-z, ]*\))?)\s*=(?!=)(.+)$", s)
+    if m and "=" not in m.group(1):
+        return m.group(1).strip()
+    return s
+
+
+def minerva_number(s: str) -> float | None:
+    """The value of a Minerva numeric answer, units dropped: "3.0 \\mathrm{m/s}" -> 3.0, "4.5e33"."""
+    s = normalize(s)
+    m = _MINERVA_NUMBER.match(s)
+    if not m or not _UNIT_TAIL.match(s[m.end() :]):
+        return None
+    try:
+        value = float(m.group(1))
+        if m.group(2) is not None:
+            exp = int(m.group(2))
+            if abs(exp) > 300:
+                return None
+            value *= 10.0**exp
+    except (ValueError, OverflowError):
+        return None
+    return value
+
+
+def simple_integer(s: str) -> int | None:
+    """"025" -> 25, "27.0" -> 27 (AIME zero padding, AMC floats); None when not a whole number."""
+    t = normalize(s)
+    if not _SIMPLE_NUMBER.match(t) or len(t) > 40:
+        return None
+    if "." in t:
+        whole, _, frac = t.partition(".")
+        if frac.strip("0"):
+            return None
+        t = whole or "0"
+    return int(t)

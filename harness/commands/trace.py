@@ -1,0 +1,137 @@
+"""`threadweaver trace`: token counts and critical path of parallel trajectories (spec section 6)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from harness.errors import InputError
+
+BATCH = 256  # trajectories measured per call: bounded memory, batched tokenisation
+
+EXAMPLE = """example:
+  threadweaver trace harness/examples/spec_example.txt
+  threadweaver trace --json --tokenizer path/to/tokenizer_dir responses.jsonl > metrics.jsonl
+"""
+
+FALLBACK_NOTE = (
+    "note: no --tokenizer given: counting with the built-in fallback counter "
+    "(each special tag 1 token; runs of letters, single digits, whitespace runs and other single characters "
+    "1 token each)"
+)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "trace",
+        help="Count tokens and critical path of parallel trajectories",
+        description="Count total tokens, critical-path tokens, blocks and threads of each trajectory, "
+        "and check the format rules. FILE is a text file (one trajectory) or a .jsonl file with a "
+        "`text` field per line.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", metavar="FILE", help="text file (one trajectory) or .jsonl with a `text` field per line")
+    p.add_argument("--tokenizer", metavar="DIR", help="HF tokenizer folder whose tags are single tokens")
+    p.add_argument("--json", action="store_true", help="one JSON object of metrics per line")
+    p.set_defaults(func=run)
+
+
+def read_trajectories(path: Path) -> Iterator[tuple[str, str]]:
+    """Yield (where, text): `FILE` for a text file, `FILE:LINE` per line of a .jsonl file."""
+    try:
+        f = path.open(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no such file") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
+    with f:
+        try:
+            if path.suffix != ".jsonl":
+                yield str(path), f.read()
+                return
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{lineno}"
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{where}: bad JSON ({exc.msg}, column {exc.colno})") from exc
+                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                    raise InputError(f"{where}: missing `text` field (a string) in the JSON object")
+                yield where, obj["text"]
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+
+
+def load_tokenizer(directory: str):
+    """An HF tokenizer from a local folder, checked to hold the format tags as single tokens."""
+    from harness.trajectory import format_tag_ids
+
+    if not Path(directory).is_dir():
+        raise InputError(f"--tokenizer {directory}: no such folder")
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    except Exception as exc:  # any loader failure is a bad folder, reported in one line
+        reason = " ".join(str(exc).split())[:200]  # one line, even for multi-line loader messages
+        raise InputError(f"--tokenizer {directory}: cannot load a tokenizer ({type(exc).__name__}: {reason})") from exc
+    try:
+        format_tag_ids(tokenizer)
+    except ValueError as exc:
+        raise InputError(f"--tokenizer {directory}: {exc}") from exc
+    return tokenizer
+
+
+def format_table(where: str, m) -> str:
+    threads = ", ".join(map(str, m.threads_per_block)) or "-"
+    valid = {True: "yes", False: "no", None: "not checked"}[m.valid]
+    lines = [
+        where,
+        f"  tokens              {m.total_tokens}",
+        f"  critical path       {m.critical_path_tokens}",
+        f"  blocks              {m.num_blocks}",
+        f"  threads per block   {threads}",
+        f"  self-parallelism    {m.self_parallelism:.3f}x",
+        f"  valid               {valid}",
+        f"  violations          {len(m.violations)}",
+    ]
+    lines += [f"    - {v}" for v in m.violations]
+    return "\n".join(lines) + "\n"
+
+
+def _batches(items: Iterator[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
+    batch: list[tuple[str, str]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def run(args) -> int:
+    from harness.trajectory import measure_many
+
+    path = Path(args.file)
+    tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else None
+    if tokenizer is None:
+        print(FALLBACK_NOTE, file=sys.stderr)
+    out = sys.stdout
+    first = True
+    for batch in _batches(read_trajectories(path)):
+        metrics = measure_many([text for _, text in batch], tokenizer)
+        if args.json:
+            out.write("".join(json.dumps(m.to_dict()) + "\n" for m in metrics))
+            continue
+        for (where, _), m in zip(batch, metrics, strict=True):
+            out.write(("" if first else "\n") + format_table(where, m))
+            first = False
+    out.flush()
+    return 0

@@ -1,0 +1,95 @@
+"""Benchmark docs for the tasks: offline JSONL (THREADWEAVER_DATA_DIR) or public hub datasets.
+
+Every doc is normalised to `{"id", "problem", "answer", "benchmark"}` (the fields of the offline copies,
+../shared/data/README.md), whatever the source calls them, so prompts and grading see one shape.
+
+    THREADWEAVER_DATA_DIR=/work/shared/data  ->  <dir>/<benchmark>.jsonl
+    unset                                    ->  datasets.load_dataset(HUB_SOURCES[benchmark])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import InputError
+
+DATA_DIR_ENV = "THREADWEAVER_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """Where a benchmark lives on the hub; the field names are found by `_pick` (several spellings)."""
+
+    path: str
+    split: str
+    name: str | None = None
+
+
+# The hub copies most evaluation code uses; tasks/README.md lists them.
+HUB_SOURCES: dict[str, HubSource] = {
+    "aime24": HubSource("HuggingFaceH4/aime_2024", "train"),
+    "aime25": HubSource("math-ai/aime25", "test"),
+    "amc23": HubSource("math-ai/amc23", "test"),
+    "math500": HubSource("HuggingFaceH4/MATH-500", "test"),
+    "minerva_math": HubSource("math-ai/minervamath", "test"),
+    "olympiadbench": HubSource("Hothan/OlympiadBench", "train", name="OE_TO_maths_en_COMP"),
+}
+_PROBLEM_FIELDS = ("problem", "question", "Problem", "Question")
+_ANSWER_FIELDS = ("answer", "final_answer", "Answer", "expected_answer")
+_ID_FIELDS = ("id", "unique_id", "idx", "ID")
+
+
+def _pick(row: dict, fields: tuple[str, ...], what: str, where: str):
+    for f in fields:
+        if row.get(f) is not None:
+            return row[f]
+    raise InputError(f"{where}: no {what} field (looked for {', '.join(fields)}; got {', '.join(row)})")
+
+
+def normalise(row: dict, benchmark: str, index: int, where: str) -> dict:
+    """One source row -> `{"id", "problem", "answer", "benchmark"}`."""
+    answer = _pick(row, _ANSWER_FIELDS, "answer", where)
+    if isinstance(answer, list):  # OlympiadBench `final_answer` is a one-element list
+        answer = answer[0] if answer else ""
+    try:
+        ident = _pick(row, _ID_FIELDS, "id", where)
+    except InputError:
+        ident = index
+    ident = str(ident)
+    if not ident.startswith(f"{benchmark}-"):
+        ident = f"{benchmark}-{ident}"
+    return {"id": ident, "problem": str(_pick(row, _PROBLEM_FIELDS, "problem", where)),
+            "answer": str(answer), "benchmark": benchmark}
+
+
+def load_docs(benchmark: str, data_dir: str | Path | None = None) -> list[dict]:
+    """All docs of `benchmark`, from `data_dir` (or $THREADWEAVER_DATA_DIR) if set, else from the hub."""
+    if benchmark not in HUB_SOURCES:
+        raise InputError(f"unknown benchmark '{benchmark}' (known: {', '.join(HUB_SOURCES)})")
+    data_dir = data_dir or os.environ.get(DATA_DIR_ENV)
+    if data_dir:
+        path = Path(data_dir).expanduser() / f"{benchmark}.jsonl"
+        if not path.exists():
+            raise InputError(f"{path} not found (${DATA_DIR_ENV}={data_dir}); expected <dir>/<benchmark>.jsonl")
+        rows = []
+        with open(path, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    rows.append(normalise(json.loads(line), benchmark, len(rows), f"{path}:{n}"))
+        return rows
+    import datasets  # heavy; only for the hub path
+
+    src = HUB_SOURCES[benchmark]
+    ds = datasets.load_dataset(src.path, src.name, split=src.split)
+    return [normalise(dict(r), benchmark, i, f"{src.path}[{i}]") for i, r in enumerate(ds)]
+
+
+def load_dataset_dict(benchmark: str, data_dir: str | None = None, **_ignored) -> dict:
+    """lm-eval `custom_dataset` hook: `{"test": datasets.Dataset}`. lm-eval also passes the task
+    metadata and `--metadata` as keyword arguments; those are ignored."""
+    import datasets
+
+    return {"test": datasets.Dataset.from_list(load_docs(benchmark, data_dir))}

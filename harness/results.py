@@ -1,0 +1,447 @@
+"""Result files: one model on one benchmark under one setting (format: results/SCHEMA.md).
+
+    result = load_result("results/threadweaver-qwen3-8b__aime24.json")
+    result = build_result("runs/x/trajectories.jsonl", {"model": "toy-threadweaver", "parallel": True})
+    save_result(result, "results/toy-threadweaver__toy.json")
+
+Every load error names the file and the field. Old files are upgraded by `UPGRADES` (one function per
+old `schema_version`, each returning the next version), like append-only migrations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness.errors import InputError
+
+SCHEMA_VERSION = 1
+STATUSES = ("correct", "wrong", "no_answer", "truncated", "timeout", "grader_error")
+PROVENANCES = ("measured", "reported")
+JOIN_MODES = ("model", "orchestrator")
+# The six math benchmarks of the paper (spec section 6) and their display names; `toy` has its own board.
+MATH_BENCHMARKS = {
+    "aime24": "AIME24",
+    "aime25": "AIME25",
+    "amc23": "AMC23",
+    "math500": "MATH500",
+    "minerva_math": "Minerva Math",
+    "olympiadbench": "OlympiadBench",
+}
+
+# old schema_version -> function(dict) returning the dict at version + 1. v1 is the first version.
+UPGRADES: dict[int, Callable[[dict], dict]] = {}
+
+
+class FieldError(ValueError):
+    """A field has a bad value; the loader adds the file name and the section prefix."""
+
+    def __init__(self, name: str, expected: str, got: Any):
+        self.name, self.expected, self.got = name, expected, got
+        super().__init__(f"field '{name}' must be {expected}, got {got!r}")
+
+    def within(self, prefix: str) -> FieldError:
+        return FieldError(f"{prefix}{self.name}", self.expected, self.got)
+
+
+def _num(obj, name: str, *, optional: bool = True, low: float | None = None, high: float | None = None) -> None:
+    value = getattr(obj, name)
+    if value is None and optional:
+        return
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (low is None or value >= low) and (high is None or value <= high)
+    if not ok:
+        rng = "" if low is None else f" in [{low}, {'inf' if high is None else high}]"
+        raise FieldError(name, f"a number{rng}" + (" or null" if optional else ""), value)
+
+
+def _int(obj, name: str, *, optional: bool = True, low: int = 0) -> None:
+    value = getattr(obj, name)
+    if value is None and optional:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise FieldError(name, f"an integer >= {low}" + (" or null" if optional else ""), value)
+
+
+def _str(obj, name: str, *, optional: bool = True, choices: tuple[str, ...] | None = None) -> None:
+    value = getattr(obj, name)
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value or (choices and value not in choices):
+        expected = f"one of {list(choices)}" if choices else "a non-empty string"
+        raise FieldError(name, expected + (" or null" if optional else ""), value)
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    """Short model name used in tables and file names, e.g. `threadweaver-qwen3-8b`."""
+    zoo_name: str | None = None
+    """Name in harness/zoo.yaml, if the model is there."""
+    pretrained: str | None = None
+    """Hub id or local path that was loaded; null when unknown."""
+
+    def __post_init__(self):
+        _str(self, "name", optional=False)
+        _str(self, "zoo_name")
+        _str(self, "pretrained")
+
+
+@dataclass
+class Sampling:
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    """-1 means no top-k cut."""
+
+    def __post_init__(self):
+        _num(self, "temperature", low=0.0)
+        _num(self, "top_p", low=0.0, high=1.0)
+        _int(self, "top_k", low=-1)
+
+
+@dataclass
+class Citation:
+    paper: str
+    table: str | None = None
+    note: str | None = None
+
+    def __post_init__(self):
+        _str(self, "paper", optional=False)
+        _str(self, "table")
+        _str(self, "note")
+
+
+@dataclass
+class Sample:
+    """One graded trajectory: a problem and one of its samples."""
+
+    problem_id: str
+    sample_index: int
+    status: str
+    total_tokens: int
+    critical_path_tokens: int
+    is_parallel: bool | None = None
+    wall_s: float | None = None
+
+    def __post_init__(self):
+        _str(self, "problem_id", optional=False)
+        _int(self, "sample_index", optional=False)
+        _str(self, "status", optional=False, choices=STATUSES)
+        _int(self, "total_tokens", optional=False)
+        _int(self, "critical_path_tokens", optional=False)
+        if self.is_parallel is not None and not isinstance(self.is_parallel, bool):
+            raise FieldError("is_parallel", "true, false or null", self.is_parallel)
+        _num(self, "wall_s", low=0.0)
+
+
+@dataclass
+class Aggregates:
+    """Summary figures; measured files compute them from `samples`, reported files copy the paper."""
+
+    accuracy: float
+    """Avg@k in percent (spec section 6)."""
+    critical_path_tokens: float | None = None
+    """Mean token latency per trajectory."""
+    total_tokens: float | None = None
+    self_parallelism: float | None = None
+    """Mean over trajectories of total_tokens / critical_path_tokens."""
+    activation_ratio: float | None = None
+    """Percent of trajectories with at least one parallel block."""
+    wall_s: float | None = None
+    """Mean wall-clock seconds per trajectory (measured only)."""
+    speedup: float | None = None
+    """Published speedup vs `speedup_baseline` (reported files only; measured ones are computed)."""
+    speedup_correct_only: float | None = None
+    max_speedup: float | None = None
+    speedup_baseline: str | None = None
+    num_problems: int | None = None
+    num_samples: int | None = None
+
+    def __post_init__(self):
+        _num(self, "accuracy", optional=False, low=0.0, high=100.0)
+        _num(self, "activation_ratio", low=0.0, high=100.0)
+        for name in ("critical_path_tokens", "total_tokens", "self_parallelism", "wall_s", "speedup",
+                     "speedup_correct_only", "max_speedup"):
+            _num(self, name, low=0.0)
+        _str(self, "speedup_baseline")
+        _int(self, "num_problems")
+        _int(self, "num_samples")
+
+
+@dataclass
+class Result:
+    model: ModelInfo
+    benchmark: str
+    provenance: str
+    """"measured" (built here from samples) or "reported" (copied from a paper, no samples)."""
+    aggregates: Aggregates
+    engine: str | None = None
+    engine_version: str | None = None
+    dtype: str | None = None
+    sampling: Sampling = field(default_factory=Sampling)
+    budget_tokens: int | None = None
+    seeds: list[int] | None = None
+    parallel: bool | None = None
+    join: str | None = None
+    num_samples_per_problem: int | None = None
+    citation: Citation | None = None
+    created_at: str | None = None
+    samples: list[Sample] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self):
+        _str(self, "benchmark", optional=False)
+        _str(self, "provenance", optional=False, choices=PROVENANCES)
+        for name in ("engine", "engine_version", "dtype", "created_at"):
+            _str(self, name)
+        _str(self, "join", choices=JOIN_MODES)
+        _int(self, "budget_tokens", low=1)
+        _int(self, "num_samples_per_problem", low=1)
+        if self.parallel is not None and not isinstance(self.parallel, bool):
+            raise FieldError("parallel", "true, false or null", self.parallel)
+        if self.seeds is not None and not (
+            isinstance(self.seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in self.seeds)
+        ):
+            raise FieldError("seeds", "a list of integers or null", self.seeds)
+        if self.provenance == "reported" and self.citation is None:
+            raise FieldError("citation", "an object {paper, table} for a reported result", None)
+        if self.provenance == "reported" and self.samples:
+            raise FieldError("samples", "empty for a reported result", f"{len(self.samples)} samples")
+        if self.provenance == "measured" and not self.samples:
+            raise FieldError("samples", "a non-empty list for a measured result", [])
+
+    def to_dict(self) -> dict:
+        out = {"schema_version": self.schema_version}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "samples":  # optional per-sample fields are left out when null, to keep files small
+                out[f.name] = [{k: v for k, v in dataclasses.asdict(s).items() if v is not None} for s in value]
+            elif f.name != "schema_version":
+                out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+        return out
+
+    def problem_means(self, key: str) -> dict[str, float]:
+        """Per problem, the mean over its samples of `key` ("correct" = 0/1 correctness, or a token field)."""
+        sums: dict[str, list[float]] = {}
+        for s in self.samples:
+            value = float(s.status == "correct") if key == "correct" else float(getattr(s, key))
+            sums.setdefault(s.problem_id, []).append(value)
+        return {pid: sum(v) / len(v) for pid, v in sorted(sums.items())}
+
+
+# ----- loading and saving -----
+
+def _section(cls, data: Any, prefix: str):
+    """Build dataclass `cls` from dict `data`; errors get `prefix` (e.g. "aggregates.")."""
+    if not isinstance(data, dict):
+        raise FieldError(prefix.rstrip(".") or "(top level)", "an object", data)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        import difflib
+
+        hint = difflib.get_close_matches(unknown[0], names, n=1)
+        raise FieldError(f"{prefix}{unknown[0]}", "a known field" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+                         data[unknown[0]])
+    missing = [f.name for f in dataclasses.fields(cls)
+               if f.name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise FieldError(f"{prefix}{missing[0]}", "present", "nothing")
+    try:
+        return cls(**data)
+    except FieldError as exc:
+        raise exc.within(prefix) from None
+
+
+def result_from_dict(data: dict) -> Result:
+    """Build a Result from a dict at the current schema version; raises FieldError."""
+    if not isinstance(data, dict):
+        raise FieldError("(top level)", "an object", type(data).__name__)
+    data = dict(data)
+    data["model"] = _section(ModelInfo, data.get("model"), "model.")
+    if "sampling" in data:
+        data["sampling"] = _section(Sampling, data["sampling"], "sampling.")
+    if data.get("citation") is not None:
+        data["citation"] = _section(Citation, data["citation"], "citation.")
+    data["aggregates"] = _section(Aggregates, data.get("aggregates"), "aggregates.")
+    samples = data.get("samples", [])
+    if not isinstance(samples, list):
+        raise FieldError("samples", "a list", samples)
+    data["samples"] = [_section(Sample, s, f"samples[{i}].") for i, s in enumerate(samples)]
+    return _section(Result, data, "")
+
+
+def upgrade(data: dict, source: str = "<dict>") -> dict:
+    """Bring a result dict from its `schema_version` to SCHEMA_VERSION, one upgrade function at a time."""
+    version = data.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InputError(f"{source}: field 'schema_version' must be an integer, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise InputError(f"{source}: schema_version {version} is newer than this harness reads "
+                         f"({SCHEMA_VERSION}); upgrade threadweaver-harness")
+    while version < SCHEMA_VERSION:
+        if version not in UPGRADES:
+            raise InputError(f"{source}: no upgrade from schema_version {version}")
+        data = UPGRADES[version](dict(data))
+        version += 1
+        data["schema_version"] = version
+    return data
+
+
+def load_result(path: str | Path) -> Result:
+    """Read, upgrade and validate one result file; every error is an InputError naming file and field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read result file ({exc.__class__.__name__}: {exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON (corrupt or truncated?) at line {exc.lineno} "
+                         f"column {exc.colno}: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a result file must hold a JSON object, got {type(data).__name__}")
+    try:
+        return result_from_dict(upgrade(data, str(path)))
+    except FieldError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def load_results(folder: str | Path) -> list[Result]:
+    """Every `*.json` under `folder` (recursively), in sorted path order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: results folder does not exist")
+    return [load_result(p) for p in sorted(folder.rglob("*.json"))]
+
+
+def save_result(result: Result, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def result_filename(result: Result) -> str:
+    return f"{result.model.name}__{result.benchmark}.json"
+
+
+# ----- measured results from a trajectory file -----
+
+def compute_aggregates(samples: list[Sample]) -> Aggregates:
+    """Avg@k accuracy (mean over problems of the mean over samples), token means, ratios (spec section 6)."""
+    by_problem: dict[str, list[Sample]] = {}
+    for s in samples:
+        by_problem.setdefault(s.problem_id, []).append(s)
+    acc = sum(sum(s.status == "correct" for s in v) / len(v) for v in by_problem.values()) / len(by_problem)
+    n = len(samples)
+    ratios = [s.total_tokens / s.critical_path_tokens for s in samples if s.critical_path_tokens > 0]
+    parallel = [s.is_parallel if s.is_parallel is not None else s.total_tokens > s.critical_path_tokens
+                for s in samples]
+    walls = [s.wall_s for s in samples if s.wall_s is not None]
+    return Aggregates(
+        accuracy=round(100.0 * acc, 4),
+        critical_path_tokens=round(sum(s.critical_path_tokens for s in samples) / n, 4),
+        total_tokens=round(sum(s.total_tokens for s in samples) / n, 4),
+        self_parallelism=round(sum(ratios) / len(ratios), 4) if ratios else None,
+        activation_ratio=round(100.0 * sum(parallel) / n, 4),
+        wall_s=round(sum(walls) / len(walls), 6) if len(walls) == n else None,
+        num_problems=len(by_problem),
+        num_samples=n,
+    )
+
+
+def _read_trajectories(path: Path) -> list[dict]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read trajectory file ({exc})") from None
+    records = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines):  # a torn last line from a killed writer is ignored (like harness.store)
+                continue
+            raise InputError(f"{path}:{i}: not valid JSON") from None
+        if not isinstance(rec, dict):
+            raise InputError(f"{path}:{i}: each line must be a JSON object")
+        records.append(rec)
+    if not records:
+        raise InputError(f"{path}: no trajectories in the file")
+    return records
+
+
+def _grade_missing(records: list[dict], path: Path) -> None:
+    """Fill `status` where it is missing, with harness.grading (math-verify, worker pool with deadline)."""
+    todo = [r for r in records if not r.get("status")]
+    if not todo:
+        return
+    from harness import grading
+
+    for r in todo:
+        if "response" not in r or "gold" not in r:
+            raise InputError(f"{path}: a line without 'status' needs 'response' and 'gold' to be graded")
+    items = [(r["response"], r["gold"], r["benchmark"], r.get("end_reason") == "budget") for r in todo]
+    try:
+        grades = grading.grade_many(items)
+    except ValueError as exc:  # unknown benchmark
+        raise InputError(f"{path}: {exc}") from None
+    for r, g in zip(todo, grades, strict=True):
+        r["status"], r["extracted"] = g.status, g.extracted
+
+
+def build_result(trajectory_file: str | Path, metadata: dict) -> Result:
+    """A measured Result from a trajectory JSONL (docs/ARCHITECTURE.md) and run metadata.
+
+    `metadata` holds the top-level result fields: `model` (a name or {name, zoo_name, pretrained}) and any of
+    engine, engine_version, dtype, sampling, budget_tokens, seeds, parallel, join.
+    """
+    path = Path(trajectory_file)
+    records = _read_trajectories(path)
+    benchmarks = sorted({str(r.get("benchmark")) for r in records})
+    if len(benchmarks) != 1:
+        raise InputError(f"{path}: one result holds one benchmark, found {benchmarks}")
+    _grade_missing(records, path)
+    samples = []
+    for i, r in enumerate(records):
+        pid = r.get("problem_id") if r.get("problem_id") is not None else r.get("doc_id")
+        try:
+            samples.append(Sample(
+                problem_id=str(pid) if pid is not None else None, sample_index=r.get("sample_index"),
+                status=r.get("status"), total_tokens=r.get("total_tokens"),
+                critical_path_tokens=r.get("critical_path_tokens"), is_parallel=r.get("is_parallel"),
+                wall_s=r.get("wall_s"),
+            ))
+        except FieldError as exc:
+            raise InputError(f"{path}:{i + 1}: {exc}") from None
+    # A resumed run appends the same sample again: the last line of a (problem_id, sample_index) wins.
+    samples = sorted({(s.problem_id, s.sample_index): s for s in samples}.values(),
+                     key=lambda s: (s.problem_id, s.sample_index))
+    counts: dict[str, int] = {}
+    for s in samples:
+        counts[s.problem_id] = counts.get(s.problem_id, 0) + 1
+    meta = dict(metadata)
+    model = meta.pop("model", None)
+    model = {"name": model} if isinstance(model, str) else model
+    data = {
+        **meta, "model": model, "benchmark": benchmarks[0], "provenance": "measured",
+        "num_samples_per_problem": max(counts.values()),
+        "created_at": meta.get("created_at") or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "aggregates": dataclasses.asdict(compute_aggregates(samples)),
+        "samples": [dataclasses.asdict(s) for s in samples],
+    }
+    try:
+        return result_from_dict(data)
+    except FieldError as exc:
+        raise InputError(f"metadata for {path}: {exc}") from None

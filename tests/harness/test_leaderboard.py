@@ -1,0 +1,153 @@
+"""Leaderboards: the paper's average row, paper speedup, Pareto flags, deterministic committed output."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.errors import InputError
+from harness.leaderboard import (
+    build_boards,
+    build_leaderboards,
+    fmt_tokens,
+    paper_speedup,
+    pareto_flags,
+    render_csv,
+    render_markdown,
+)
+from harness.results import MATH_BENCHMARKS, Result, build_result, load_result, save_result
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RESULTS = REPO_ROOT / "results"
+REPORTED = [p for p in sorted(RESULTS.glob("*.json")) if load_result(p).provenance == "reported"]
+
+
+def reported_entries():
+    return [(p, load_result(p)) for p in REPORTED]
+
+
+def md_row(board_md: str, model: str) -> list[str]:
+    for line in board_md.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells and cells[0] == model:
+            return cells
+    raise AssertionError(f"no row for {model}")
+
+
+def test_average_row_reproduces_the_paper_from_reported_results_alone():
+    boards = {b.name: b for b in build_boards(reported_entries())}
+    avg = boards["average"]
+    md = render_markdown(avg, [])
+    seq, tw = md_row(md, "qwen3-8b-seq-rl"), md_row(md, "threadweaver-qwen3-8b")
+    # model | provenance | k | accuracy | critical-path | total | self-par | activation | speedup | wall | Pareto
+    assert (seq[3], seq[4]) == ("72.2", "15.1k")
+    assert (tw[3], tw[4], tw[8]) == ("71.9", "13.2k", "1.22x")
+    # only the two models with all six benchmarks are averaged (the peers have 1-3)
+    assert {r.model for r in avg.rows} == {"qwen3-8b-seq-rl", "threadweaver-qwen3-8b"}
+    assert len([b for b in boards if b in MATH_BENCHMARKS]) == 6
+
+
+def test_per_benchmark_boards_use_published_speedups():
+    boards = {b.name: b for b in build_boards(reported_entries())}
+    rows = {r.model: r for r in boards["minerva_math"].rows}
+    assert rows["threadweaver-qwen3-8b"].speedup == pytest.approx(1.53)
+    assert rows["qwen3-8b-seq-rl"].speedup == pytest.approx(1.0)
+    aime = {r.model: r for r in boards["aime24"].rows}
+    assert aime["multiverse-32b"].speedup is None and aime["multiverse-32b"].accuracy == pytest.approx(53.8)
+
+
+def test_fmt_tokens():
+    assert (fmt_tokens(15133.3), fmt_tokens(632.4), fmt_tokens(None)) == ("15.1k", "632", "-")
+
+
+def test_pareto_flags():
+    pts = [(80.0, 100.0), (70.0, 50.0), (60.0, 120.0), (80.0, 100.0), (75.0, None), (70.0, 60.0)]
+    assert pareto_flags(pts) == [True, True, False, True, False, False]
+
+
+def _result(name: str, cp: dict[str, list[int]], correct: dict[str, list[bool]]) -> Result:
+    from harness.results import Aggregates, ModelInfo, Sample
+
+    samples = [Sample(pid, i, "correct" if ok else "wrong", c, c)
+               for pid in sorted(cp) for i, (c, ok) in enumerate(zip(cp[pid], correct[pid], strict=True))]
+    return Result(ModelInfo(name), "toy", "measured", Aggregates(accuracy=0.0), samples=samples)
+
+
+def test_paper_speedup_by_hand():
+    base = _result("b", {"a": [100, 300], "b": [100, 100]}, {"a": [True, False], "b": [False, False]})
+    model = _result("m", {"a": [100, 100], "b": [50, 150]}, {"a": [True, True], "b": [True, False]})
+    s = paper_speedup(base, model, n_boot=500, seed=0)
+    # a: 200/100 = 2.0, b: 100/100 = 1.0 -> mean 1.5; correct-only: only a (b has no correct baseline): 100/100
+    assert s.mean == pytest.approx(1.5)
+    assert s.correct_only == pytest.approx(1.0) and s.max == pytest.approx(1.0)
+    assert 1.0 <= s.ci_low <= s.mean <= s.ci_high <= 2.0
+    assert s.num_problems == 2
+
+
+def write_toy_run(path: Path, model_scale: float, acc: float, seed: int) -> Path:
+    """40 problems x 4 samples; critical path = per-problem length x model_scale, total = length."""
+    lengths = np.random.default_rng(0).integers(200, 800, size=40)  # the same problems for every model
+    rng = np.random.default_rng(seed)
+    with path.open("w") as f:
+        for pid in range(40):
+            length = int(lengths[pid])
+            for k in range(4):
+                cp = int(length * model_scale * rng.uniform(0.9, 1.1))
+                f.write(json.dumps({
+                    "task": "tw_toy", "benchmark": "toy", "doc_id": pid, "problem_id": f"toy-{pid:03d}",
+                    "sample_index": k, "status": "correct" if rng.random() < acc else "wrong",
+                    "total_tokens": max(cp, length), "critical_path_tokens": cp, "is_parallel": model_scale < 1,
+                    "wall_s": cp / 1000.0}) + "\n")
+    return path
+
+
+def test_measured_toy_board_end_to_end(tmp_path):
+    res = tmp_path / "results"
+    for name, scale, acc, seed in (("toy-sequential", 1.0, 0.9, 1), ("toy-threadweaver", 0.7, 0.9, 2)):
+        r = build_result(write_toy_run(tmp_path / f"{name}.jsonl", scale, acc, seed),
+                         {"model": name, "parallel": scale < 1})
+        save_result(r, res / f"{name}__toy.json")
+    out = tmp_path / "boards"
+    build_leaderboards(res, out)
+    md = (out / "toy.md").read_text()
+    tw = md_row(md, "toy-threadweaver")
+    assert tw[1] == "measured" and tw[9] != "-"  # wall-clock shown for measured
+    speed = float(tw[8].split("x")[0])
+    assert 1.3 < speed < 1.55  # same problems, ~0.7x the critical path
+    assert "[" in tw[8]  # bootstrap CI shown
+    assert md_row(md, "toy-sequential")[8] == "1.00x"
+    for stem in ("toy_critical_path_tokens", "toy_total_tokens", "toy_wall_s"):
+        assert (out / f"{stem}.png").stat().st_size > 0 and (out / f"{stem}.svg").stat().st_size > 0
+    rows = list(csv.DictReader(io.StringIO((out / "toy.csv").read_text())))
+    assert {r["model"] for r in rows} == {"toy-sequential", "toy-threadweaver"}
+    assert "average" not in (out / "README.md").read_text()
+
+
+def test_duplicate_results_are_refused(tmp_path):
+    src = RESULTS / "qwen3-8b__aime24.json"
+    for name in ("a.json", "b.json"):
+        (tmp_path / name).write_text(src.read_text())
+    with pytest.raises(InputError, match=r"b\.json: duplicate result for model 'qwen3-8b'.*a\.json"):
+        build_leaderboards(tmp_path, tmp_path / "out")
+
+
+def test_csv_is_plain_numbers():
+    boards = {b.name: b for b in build_boards(reported_entries())}
+    rows = list(csv.DictReader(io.StringIO(render_csv(boards["average"]))))
+    tw = next(r for r in rows if r["model"] == "threadweaver-qwen3-8b")
+    assert float(tw["accuracy"]) == pytest.approx(71.8833, abs=1e-4) and tw["pareto"] == "True"
+
+
+def test_committed_leaderboards_equal_a_fresh_build(tmp_path):
+    """leaderboards/ must be exactly what `threadweaver leaderboard` makes from results/ (tables and plots)."""
+    committed = REPO_ROOT / "leaderboards"
+    build_leaderboards(RESULTS, tmp_path)
+    fresh = {p.name for p in tmp_path.iterdir()}
+    assert fresh == {p.name for p in committed.iterdir()}, "run `threadweaver leaderboard` and commit"
+    for name in sorted(fresh):
+        assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), f"{name} differs"

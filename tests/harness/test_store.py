@@ -1,0 +1,61 @@
+"""The append-only sample store: round trip, torn last line, keys."""
+
+from __future__ import annotations
+
+import json
+
+from harness.store import SampleStore, default_store_path, sample_key
+
+
+def _key(i: int, **over) -> str:
+    parts = dict(model={"pretrained": "m"}, prompt="p", sample_index=i, sampling={"temperature": 1.0})
+    parts.update(over)
+    return sample_key(**parts)
+
+
+def test_put_get_survives_reopen(tmp_path):
+    path = tmp_path / "s" / "store.jsonl"
+    store = SampleStore(path)
+    store.put(_key(0), {"text": "a"})
+    store.put(_key(1), {"text": "b"})
+    store.close()
+    again = SampleStore(path)
+    assert len(again) == 2
+    assert again.get(_key(1)) == {"text": "b"}
+    assert again.get(_key(2)) is None
+
+
+def test_each_put_is_on_disk_before_close(tmp_path):
+    store = SampleStore(tmp_path / "store.jsonl")
+    store.put(_key(0), {"text": "a"})
+    # another reader sees it while the writer is still open (flushed, as after a SIGKILL)
+    assert SampleStore(tmp_path / "store.jsonl").get(_key(0)) == {"text": "a"}
+    store.close()
+
+
+def test_torn_last_line_is_ignored_and_next_append_is_clean(tmp_path):
+    path = tmp_path / "store.jsonl"
+    good = json.dumps({"key": _key(0), "record": {"text": "a"}})
+    path.write_text(good + "\n" + good[: len(good) // 2])  # killed mid-write
+    store = SampleStore(path)
+    assert len(store) == 1 and store.skipped_lines == 1
+    store.put(_key(1), {"text": "b"})
+    store.close()
+    again = SampleStore(path)
+    assert again.get(_key(0)) == {"text": "a"} and again.get(_key(1)) == {"text": "b"}
+    assert again.skipped_lines == 1
+
+
+def test_key_depends_on_what_decides_generation():
+    base = _key(0)
+    assert base == _key(0)
+    assert base != _key(1)
+    assert base != _key(0, prompt="q")
+    assert base != _key(0, sampling={"temperature": 0.0})
+    assert base != _key(0, model={"pretrained": "other"})
+
+
+def test_default_store_path_is_per_model(tmp_path):
+    a = default_store_path({"pretrained": "a"}, tmp_path)
+    b = default_store_path({"pretrained": "b"}, tmp_path)
+    assert a.parent == tmp_path and a != b and a == default_store_path({"pretrained": "a"}, tmp_path)

@@ -1,0 +1,268 @@
+"""Trie packing for SFT (spec section 3): units, prefix tree, depth-first flattening, labels, Euler tour.
+
+    units = cut_units(example, tag_ids, join="model", encode=encode)   # what the rollout would issue
+    rows = pack(examples, tag_ids, "model", encode, max_tokens=40960)  # several trajectories per row
+
+Definitions used throughout (and checked by tests/trainers/test_packing.py):
+- A unit is one (prompt, completion) request of the trie rollout (spec section 2), or the whole trajectory.
+  Training a unit on its own supervises the edges `seq[:j+1] -> seq[j+1]` for every completion index `j+1`
+  (the last prompt token predicts the first completion token).
+- A tree node stands for a token prefix `seq[:j+1]`; its label is the next token of the supervised edge that
+  leaves it (-100 if none). Supervised tokens = the number of DISTINCT `(prefix, next token)` pairs over all
+  units of the row: what training each unit alone would supervise, without duplicated prefixes.
+  `supervised_pairs(units)` computes that set without a tree.
+- Labels are already shifted: `labels[k]` is the next token of `k` along its own tree path, never the
+  next token of the flat sequence. Pass them as `shift_labels`, never as HF `labels` (which shifts again).
+- Euler tour: `tin[k]` = flat (pre-order) index of `k`, `tout[k]` = flat index of the last token in its
+  subtree; `k` is an ancestor of `q` (or `q` itself) iff `tin[k] <= tin[q] and tout[q] <= tout[k]`.
+  Trajectories in a row are separate trees, so they never see each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from harness.errors import InputError
+from harness.jointext import JOIN_MODES, block_close, joined_thread_prefix, thread_request_suffix
+from harness.trajectory import OUTLINE_OPEN, OUTLINES_CLOSE, OUTLINES_OPEN, THREAD_CLOSE, outline_numbers
+
+IGNORE_INDEX = -100  # label of a token that predicts nothing (HF convention)
+Encode = Callable[[str], list[int]]
+Decode = Callable[[list[int]], str]
+
+
+@dataclass
+class Example:
+    """One training trajectory: chat-templated prompt ids and the model's whole output ids."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One request of the trie rollout (or the whole trajectory): what the model sees and what it writes."""
+
+    prompt_ids: tuple[int, ...]
+    completion_ids: tuple[int, ...]
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        return self.prompt_ids + self.completion_ids
+
+
+@dataclass
+class PackedRow:
+    """One packed row; every list has one entry per token, in depth-first order."""
+
+    input_ids: list[int] = field(default_factory=list)
+    position_ids: list[int] = field(default_factory=list)  # depth in its trajectory's tree
+    labels: list[int] = field(default_factory=list)  # next token along the tree path, or -100
+    tin: list[int] = field(default_factory=list)  # Euler enter time (= flat index)
+    tout: list[int] = field(default_factory=list)  # Euler exit time (= flat index of last descendant)
+    num_supervised_tokens: int = 0
+    num_trajectories: int = 0
+    num_units: int = 0
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def extend(self, other: PackedRow) -> None:
+        """Append another row's trees after this one's (times shifted, so the trees stay apart)."""
+        offset = len(self.input_ids)
+        self.input_ids += other.input_ids
+        self.position_ids += other.position_ids
+        self.labels += other.labels
+        self.tin += [t + offset for t in other.tin]
+        self.tout += [t + offset for t in other.tout]
+        self.num_supervised_tokens += other.num_supervised_tokens
+        self.num_trajectories += other.num_trajectories
+        self.num_units += other.num_units
+
+
+# ---------------------------------------------------------------- units (spec sections 2 and 3)
+
+
+def _find(ids: Sequence[int], token: int, start: int) -> int:
+    for k in range(start, len(ids)):
+        if ids[k] == token:
+            return k
+    return -1
+
+
+def _numbers(seq_ids: Sequence[int], tag_ids: dict[str, int], decode: Decode | None) -> list[str]:
+    """Outline numbers of the last `<Outlines>` group of `seq_ids`, which ends at `</Outlines>` (step 2).
+
+    With `decode`, exactly the rollout's reading (`outline_numbers`, dotted numbers kept). Without it,
+    one number per `<Outline>` tag, 1..n: the numbering that valid training data has (spec section 1).
+    """
+    if decode is not None:
+        return outline_numbers(decode(list(seq_ids)))
+    open_at = max((k for k, t in enumerate(seq_ids) if t == tag_ids[OUTLINES_OPEN]), default=-1)
+    if open_at < 0:
+        return []
+    count = sum(1 for t in seq_ids[open_at:] if t == tag_ids[OUTLINE_OPEN])
+    return [str(i) for i in range(1, count + 1)]
+
+
+def cut_units(
+    example: Example, tag_ids: dict[str, int], join: str, encode: Encode, decode: Decode | None = None
+) -> list[Unit]:
+    """Every request/completion unit the trie rollout would issue for `example`, plus the whole trajectory.
+
+    Mirrors the rollout (spec section 2, `harness/jointext.py`): a sequential unit's completion runs up to
+    and including `</Outlines>` (or the end); each outline number `i` gives a thread unit whose prompt is
+    context + `thread_request_suffix(i)` and whose completion runs up to and including `</Thread>`; the next
+    sequential prompt is the context with the joined threads and `block_close(join)` (join "model": the
+    model writes `</Parallel>`, so it is trained; "orchestrator": it is prompt).
+    Malformed trajectory: the trajectory must contain the rollout's inserted text token for token
+    (`encode` of each piece); at the first place where it does not (a thread header, a missing
+    `</Thread>`, the block close, no outline numbers), cutting stops: units issued before it are kept, the
+    rest of the trajectory is trained only through the whole-trajectory unit. Identical units appear once.
+    """
+    if join not in JOIN_MODES:
+        raise InputError(f"join must be one of {JOIN_MODES}, got {join!r}")
+    if not example.prompt_ids:
+        raise InputError("prompt_ids must be non-empty (the tree is rooted at the prompt), got []")
+    prompt, ids = tuple(example.prompt_ids), tuple(example.completion_ids)
+    outlines_close, thread_close = tag_ids[OUTLINES_CLOSE], tag_ids[THREAD_CLOSE]
+    close_ids = tuple(encode(block_close(join)))
+    units: list[Unit] = []
+    pos = 0  # start of the next sequential completion in `ids`
+    while True:
+        stop = _find(ids, outlines_close, pos)
+        end = len(ids) if stop < 0 else stop + 1
+        if end > pos:
+            units.append(Unit(prompt + ids[:pos], ids[pos:end]))
+        numbers = [] if stop < 0 else _numbers(ids[:end], tag_ids, decode)
+        if not numbers:
+            break
+        cursor, regular = end, True
+        for k, number in enumerate(numbers):  # parallel step: one request per outline number
+            header = tuple(encode(joined_thread_prefix(number, first=(k == 0))))
+            thread_end = _find(ids, thread_close, cursor + len(header))
+            if ids[cursor : cursor + len(header)] != header or thread_end < 0:
+                regular = False
+                break
+            suffix = tuple(encode(thread_request_suffix(number)))
+            units.append(Unit(prompt + ids[:end] + suffix, ids[cursor + len(header) : thread_end + 1]))
+            cursor = thread_end + 1
+        if not regular or ids[cursor : cursor + len(close_ids)] != close_ids:
+            break
+        pos = cursor + len(close_ids)  # context = prompt + ids[:pos] = the rollout's joined context
+    whole = Unit(prompt, ids)
+    seen: set[Unit] = set()
+    return [u for u in [*units, whole] if not (u in seen or seen.add(u))]
+
+
+def supervised_pairs(units: Sequence[Unit]) -> set[tuple[tuple[int, ...], int]]:
+    """The distinct `(prefix, next token)` edges that training each unit on its own supervises."""
+    pairs = set()
+    for unit in units:
+        seq = unit.ids
+        for j in range(len(unit.prompt_ids), len(seq)):
+            pairs.add((seq[:j], seq[j]))
+    return pairs
+
+
+# ---------------------------------------------------------------- prefix tree and flattening
+
+
+class _Tree:
+    """Token prefix tree (a forest under a virtual root -1), one label per node."""
+
+    def __init__(self) -> None:
+        self.token: list[int] = []
+        self.label: list[int] = []
+        self.children: list[dict[int, list[int]]] = []
+        self.roots: dict[int, list[int]] = {}
+
+    def _child(self, parent: int, token: int, want_label: int) -> int:
+        """The child of `parent` for `token` whose label can be `want_label` (a new copy if none can)."""
+        variants = (self.roots if parent < 0 else self.children[parent]).setdefault(token, [])
+        for node in variants:
+            if want_label == IGNORE_INDEX or self.label[node] in (IGNORE_INDEX, want_label):
+                break
+        else:  # two different supervised next tokens after one prefix: a copy keeps both exact
+            node = len(self.token)
+            self.token.append(token)
+            self.label.append(IGNORE_INDEX)
+            self.children.append({})
+            variants.append(node)
+        if want_label != IGNORE_INDEX:
+            self.label[node] = want_label
+        return node
+
+    def insert(self, unit: Unit) -> None:
+        seq, first_supervised = unit.ids, len(unit.prompt_ids)
+        node = -1
+        for j, token in enumerate(seq):
+            nxt = j + 1
+            want = seq[nxt] if first_supervised <= nxt < len(seq) else IGNORE_INDEX
+            node = self._child(node, token, want)
+
+    def flatten(self) -> PackedRow:
+        """Depth-first (pre-order, children in insertion order) flattening with Euler times."""
+        row = PackedRow()
+        stack = [(node, 0) for variants in reversed(self.roots.values()) for node in reversed(variants)]
+        order_at: dict[int, int] = {}
+        while stack:
+            node, depth = stack.pop()
+            if node < 0:  # exit marker ~node: its subtree is done
+                row.tout[order_at[~node]] = len(row.input_ids) - 1
+                continue
+            order_at[node] = len(row.input_ids)
+            row.input_ids.append(self.token[node])
+            row.position_ids.append(depth)
+            row.labels.append(self.label[node])
+            row.tin.append(order_at[node])
+            row.tout.append(order_at[node])
+            stack.append((~node, depth))
+            for variants in reversed(self.children[node].values()):
+                stack.extend((child, depth + 1) for child in reversed(variants))
+        row.num_supervised_tokens = sum(1 for label in row.labels if label != IGNORE_INDEX)
+        return row
+
+
+def pack_units(units: Sequence[Unit]) -> PackedRow:
+    """One trajectory's units as one tree, flattened (one packed segment)."""
+    tree = _Tree()
+    for unit in units:
+        tree.insert(unit)
+    row = tree.flatten()
+    row.num_trajectories, row.num_units = 1, len(units)
+    return row
+
+
+def pack(
+    examples: Sequence[Example],
+    tag_ids: dict[str, int],
+    join: str,
+    encode: Encode,
+    max_tokens: int,
+    decode: Decode | None = None,
+) -> list[PackedRow]:
+    """Pack whole trajectory trees into rows of at most `max_tokens` tokens (first-fit, longest first).
+
+    A trajectory whose tree alone exceeds `max_tokens` is refused (cutting a tree would change what its
+    units see).
+    """
+    if max_tokens < 1:
+        raise InputError(f"max_tokens must be >= 1, got {max_tokens}")
+    segments = [pack_units(cut_units(e, tag_ids, join, encode, decode)) for e in examples]
+    for i, seg in enumerate(segments):
+        if len(seg) > max_tokens:
+            raise InputError(
+                f"trajectory {i} packs to {len(seg)} tokens > max_tokens {max_tokens}; "
+                "raise max_tokens or drop the trajectory"
+            )
+    rows: list[PackedRow] = []
+    for i in sorted(range(len(segments)), key=lambda i: -len(segments[i])):
+        seg = segments[i]
+        target = next((r for r in rows if len(r) + len(seg) <= max_tokens), None)
+        if target is None:
+            rows.append(seg)
+        else:
+            target.extend(seg)
+    return rows
