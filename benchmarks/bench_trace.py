@@ -34,7 +34,9 @@ def trajectory(rng: random.Random, unit: int) -> str:
         parts.append("<Parallel>\n<Outlines>\n")
         parts += [f"<Outline>{i}: {sentence(rng, unit).strip()}</Outline>\n" for i in range(1, n + 1)]
         parts.append("</Outlines>\n")
-        parts += [f"<Thread>\n{i}: {sentence(rng, rng.randint(2, 6) * unit)}</Thread>" for i in range(1, n + 1)]
+        parts += [
+            f"<Thread>\n{i}: {sentence(rng, rng.randint(2, 6) * unit)}</Thread>" for i in range(1, n + 1)
+        ]
         parts.append("\n</Parallel>\n" + sentence(rng, 2 * unit))
     parts.append("</think>\nThe answer is \\boxed{129}.\n")
     return "".join(parts)
@@ -42,10 +44,17 @@ def trajectory(rng: random.Random, unit: int) -> str:
 
 def write_jsonl(path: Path, n: int, target_tokens: int, count) -> float:
     """Write `n` trajectories scaled to about `target_tokens` under `count`; return the mean count of a sample."""
-    rng = random.Random(0)
+
+    def mean_tokens(unit: int) -> float:
+        probe = random.Random(1)
+        return statistics.mean(count(trajectory(probe, unit)) for _ in range(20))
+
     unit = 1
-    while count(trajectory(random.Random(1), unit + 1)) <= target_tokens:
+    while mean_tokens(unit + 1) <= target_tokens:
         unit += 1
+    if abs(mean_tokens(unit + 1) - target_tokens) < abs(mean_tokens(unit) - target_tokens):
+        unit += 1
+    rng = random.Random(0)
     with path.open("w") as f:
         for _ in range(n):
             f.write(json.dumps({"text": trajectory(rng, unit)}) + "\n")
@@ -75,7 +84,9 @@ def main() -> None:
         tmp = Path(tmp)
         path = tmp / "fallback.jsonl"
         mean = write_jsonl(path, args.n, args.tokens, lambda t: measure_text(t).total_tokens)
-        print(f"fallback counter: {args.n} trajectories, mean {mean:.0f} tokens, {path.stat().st_size / 1e6:.1f} MB")
+        print(
+            f"fallback counter: {args.n} trajectories, mean {mean:.0f} tokens, {path.stat().st_size / 1e6:.1f} MB"
+        )
         print(f"  trace --json: {time_trace(path, None):.2f} s")
         try:
             from harness.tokenizer import build_char_tokenizer
@@ -86,7 +97,9 @@ def main() -> None:
             return
         path = tmp / "char.jsonl"
         mean = write_jsonl(path, args.n, args.tokens, lambda t: measure_text(t, tok).total_tokens)
-        print(f"char tokenizer: {args.n} trajectories, mean {mean:.0f} tokens, {path.stat().st_size / 1e6:.1f} MB")
+        print(
+            f"char tokenizer: {args.n} trajectories, mean {mean:.0f} tokens, {path.stat().st_size / 1e6:.1f} MB"
+        )
         print(f"  trace --json --tokenizer: {time_trace(path, tmp / 'char-tokenizer'):.2f} s")
 
 

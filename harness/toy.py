@@ -17,9 +17,8 @@ writes "</Parallel>". Splits are deterministic (seeded) and no test question occ
 
 from __future__ import annotations
 
-import hashlib
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 
 from harness.jointext import join_block
@@ -32,7 +31,6 @@ from harness.trajectory import (
     PARALLEL_OPEN,
 )
 
-PROMPT_SUFFIX = " Let's think step by step and output the final answer within \\boxed{}."  # spec section 1
 SPLIT_SEEDS = {"train": 1234, "test": 5678}
 SPLIT_SIZES = {"train": 20000, "test": 500}
 CHAIN_NAMES = "abcd"
@@ -56,12 +54,12 @@ class ToyProblem:
         return f"Work mod 10, left to right. {'; '.join(parts)}. Find ({names}) mod 10."
 
     def chain_steps(self, k: int) -> tuple[list[str], int]:
-        """The steps of chain k ("3+4=7") and its result."""
+        """The steps of chain k ("+4=7": the previous value, op, digit) and its result."""
         value, ops = self.chains[k]
         steps = []
         for op, d in ops:
             new = (value + d) % 10 if op == "+" else (value * d) % 10
-            steps.append(f"{value}{op}{d}={new}")
+            steps.append(f"{op}{d}={new}")
             value = new
         return steps, value
 
@@ -73,10 +71,11 @@ class ToyProblem:
     def answer(self) -> str:
         return str(sum(self.results) % 10)
 
-    def to_doc(self) -> dict:
-        """The lm-eval document: problem_id, question, answer (plus the chains for inspection)."""
-        return {"problem_id": self.problem_id, "question": self.question, "answer": self.answer,
-                "chains": asdict(self)["chains"]}
+
+
+def to_doc(p: ToyProblem) -> dict:
+    """The task document (same fields as harness.datasets' math docs): problem_id, problem, answer, benchmark."""
+    return {"problem_id": p.problem_id, "problem": p.question, "answer": p.answer, "benchmark": BENCHMARK}
 
 
 def _random_problem(rng: random.Random, problem_id: str) -> ToyProblem:
@@ -130,7 +129,7 @@ def _combination(p: ToyProblem) -> str:
 
 def _chain_line(p: ToyProblem, k: int) -> str:
     steps, value = p.chain_steps(k)
-    return f" {' '.join(steps)} {CHAIN_NAMES[k]}={value}"
+    return f" {p.chains[k][0]} {' '.join(steps)} {CHAIN_NAMES[k]}={value}"
 
 
 def render_sequential(p: ToyProblem) -> str:
@@ -158,7 +157,9 @@ def render(p: ToyProblem, mode: str) -> str:
 
 def user_message(p: ToyProblem) -> str:
     """The user turn of the prompt (spec section 1): the question plus the boxed-answer instruction."""
-    return p.question + PROMPT_SUFFIX
+    from harness.prompts import build_prompt
+
+    return build_prompt(p.question)
 
 
 def prompt_text(p: ToyProblem, tokenizer) -> str:
@@ -167,5 +168,3 @@ def prompt_text(p: ToyProblem, tokenizer) -> str:
                                          tokenize=False, add_generation_prompt=True)
 
 
-def question_hash(question: str) -> str:
-    return hashlib.sha256(question.encode()).hexdigest()[:16]

@@ -224,7 +224,9 @@ def _render_block(b: Block) -> str:
             if isinstance(p, str):
                 out.append(p)
             else:
-                opening, closing = (OUTLINE_OPEN, OUTLINE_CLOSE) if isinstance(p, Outline) else (THREAD_OPEN, THREAD_CLOSE)
+                opening, closing = (
+                    (OUTLINE_OPEN, OUTLINE_CLOSE) if isinstance(p, Outline) else (THREAD_OPEN, THREAD_CLOSE)
+                )
                 out.append(opening + p.content() + (closing if p.closed else ""))
         body = "".join(out)
     return PARALLEL_OPEN + body + (PARALLEL_CLOSE if b.closed else "")
@@ -308,7 +310,10 @@ def _validate_block(b: Block, k: int) -> list[Violation]:
     if len(b.outlines) > MAX_OUTLINES:
         bad("too_many_outlines", f"{len(b.outlines)} outlines (at most {MAX_OUTLINES})")
     if numbers != [str(i) for i in range(1, len(numbers) + 1)]:
-        bad("outline_numbering", f"outlines numbered {', '.join(n or '?' for n in numbers) or 'none'}, expected 1..{len(numbers)}")
+        bad(
+            "outline_numbering",
+            f"outlines numbered {', '.join(n or '?' for n in numbers) or 'none'}, expected 1..{len(numbers)}",
+        )
     if len(b.threads) != len(b.outlines):
         bad("thread_count", f"{len(b.threads)} threads for {len(b.outlines)} outlines")
     elif [t.number for t in b.threads] != numbers:
@@ -494,13 +499,37 @@ def _fallback_counts(text: str) -> tuple[int, int, list[int]]:
     return _walk(gaps, codes)
 
 
+def _is_raw(tokenizer) -> bool:
+    from tokenizers import Tokenizer
+
+    return isinstance(tokenizer, Tokenizer)
+
+
+def _encode_batch(tokenizer, texts: list[str]) -> list[list[int]]:
+    if _is_raw(tokenizer):
+        return [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
 def format_tag_ids(tokenizer) -> dict[str, int]:
-    """Ids of the 8 format tags in an HF tokenizer; ValueError unless each is one token."""
+    """Ids of the 8 format tags; ValueError unless each is one token of `tokenizer`.
+
+    `tokenizer` (here and below): an HF tokenizer, or a raw `tokenizers.Tokenizer` (loads without
+    transformers: `Tokenizer.from_file("DIR/tokenizer.json")`, what `threadweaver trace` uses).
+    """
+    raw = _is_raw(tokenizer)
     out = {}
     for tag in FORMAT_TAGS:
-        ids = tokenizer.encode(tag, add_special_tokens=False)
-        if len(ids) != 1 or tokenizer.convert_ids_to_tokens(ids[0]) != tag:
-            raise ValueError(f"tokenizer does not hold {tag} as one token; add the tags with add_format_tokens")
+        ids = _encode_batch(tokenizer, [tag])[0]
+        back = (
+            (tokenizer.id_to_token if raw else tokenizer.convert_ids_to_tokens)(ids[0])
+            if len(ids) == 1
+            else None
+        )
+        if back != tag:
+            raise ValueError(
+                f"tokenizer does not hold {tag} as one token; add the tags with add_format_tokens"
+            )
         out[tag] = ids[0]
     return out
 
@@ -510,13 +539,13 @@ def measure_many(texts: list[str], tokenizer=None) -> list[TrajectoryMetrics]:
     if tokenizer is None:
         return [_metrics(*_fallback_counts(t), t) for t in texts]
     tag_ids = format_tag_ids(tokenizer)
-    batch = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    batch = _encode_batch(tokenizer, list(texts))
     return [count_tokens(ids, tag_ids, t) for ids, t in zip(batch, texts, strict=True)]
 
 
 def measure_text(text: str, tokenizer=None) -> TrajectoryMetrics:
-    """Metrics of one text: encoded whole with an HF `tokenizer` (tags must be single special tokens),
-    or counted by the built-in fallback (`FALLBACK_TOKEN_PATTERN`, tags 1 token each) when None."""
+    """Metrics of one text: encoded whole with `tokenizer` (tags must be single special tokens), or
+    counted by the built-in fallback (`FALLBACK_TOKEN_PATTERN`, tags 1 token each) when None."""
     return measure_many([text], tokenizer)[0]
 
 
@@ -548,7 +577,9 @@ def add_format_tokens(tokenizer, model=None, tags: tuple[str, ...] = SPECIAL_TOK
     before = {t: tokenizer.convert_tokens_to_ids(t) for t in tags}
     missing = [t for t in tags if before[t] is None or before[t] == tokenizer.unk_token_id]
     if missing:
-        tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in missing], special_tokens=True)
+        tokenizer.add_tokens(
+            [AddedToken(t, special=True, normalized=False) for t in missing], special_tokens=True
+        )
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in tags}
     if model is not None and missing:
         import torch

@@ -111,7 +111,9 @@ def test_with_char_tokenizer(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert "fallback" not in err
     first, second = (json.loads(x) for x in out.splitlines())
-    assert second["total_tokens"] == 12 + len("1: a") * 2 + len("1: x") + len("2: x y z")  # 12 tags + characters
+    assert second["total_tokens"] == 12 + len("1: a") * 2 + len("1: x") + len(
+        "2: x y z"
+    )  # 12 tags + characters
     assert second["critical_path_tokens"] == second["total_tokens"] - len("1: x")
     assert first["threads_per_block"] == [2] and first["valid"] is True
 

@@ -171,7 +171,10 @@ def test_char_tokenizer_counts(char_tokenizer, name):
         for b in t.blocks
     )
     assert m.critical_path_tokens == m.total_tokens - saved
-    assert (m.num_blocks, m.threads_per_block) == (EXPECTED[name]["num_blocks"], EXPECTED[name]["threads_per_block"])
+    assert (m.num_blocks, m.threads_per_block) == (
+        EXPECTED[name]["num_blocks"],
+        EXPECTED[name]["threads_per_block"],
+    )
     assert m.valid == (not EXPECTED[name]["codes"])
 
 
@@ -179,11 +182,16 @@ def test_tokenizer_paths_agree(char_tokenizer):
     texts = [golden_text(n) for n in CASES]
     many = measure_many(texts, char_tokenizer)
     assert many == [measure_text(t, char_tokenizer) for t in texts]
+    assert measure_many(texts, char_tokenizer.backend_tokenizer) == many
     for text, m in zip(texts, many, strict=True):
         ids = char_tokenizer.encode(text, add_special_tokens=False)
         assert measure_ids(ids, char_tokenizer) == m
+        # a raw `tokenizers.Tokenizer` (what the CLI loads) gives the same numbers
+        assert measure_ids(ids, char_tokenizer.backend_tokenizer) == m
         # pieces between tags tokenised on their own equal tokenising the whole
-        assert sum(len(char_tokenizer.encode(p, add_special_tokens=False)) for p in fallback_split(text)) == len(ids)
+        assert sum(
+            len(char_tokenizer.encode(p, add_special_tokens=False)) for p in fallback_split(text)
+        ) == len(ids)
 
 
 def fallback_split(text: str) -> list[str]:
@@ -210,11 +218,16 @@ def tiny_word_tokenizer():
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {t: i for i, t in enumerate(["<unk>", *string.ascii_letters, *string.digits, " ", "\n", ":", "<", ">", "/"])}
+    vocab = {
+        t: i
+        for i, t in enumerate(["<unk>", *string.ascii_letters, *string.digits, " ", "\n", ":", "<", ">", "/"])
+    }
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     core.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", clean_up_tokenization_spaces=False)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, unk_token="<unk>", clean_up_tokenization_spaces=False
+    )
 
 
 @pytest.mark.parametrize("tie", [True, False])

@@ -117,7 +117,9 @@ def check_invariants(text: str) -> None:
     assert 0 <= m.critical_path_tokens <= m.total_tokens
     if m.num_blocks == 0:
         assert m.critical_path_tokens == m.total_tokens and not m.is_parallel
-    assert (m.total_tokens, m.critical_path_tokens, m.threads_per_block) == reference_count(fallback_tokens(text))
+    assert (m.total_tokens, m.critical_path_tokens, m.threads_per_block) == reference_count(
+        fallback_tokens(text)
+    )
     assert count_tokens(fallback_encode(text), FALLBACK_TAG_IDS, text) == m
     t = parse_trajectory(text)
     assert serialize_trajectory(t) == text  # exact even for malformed text

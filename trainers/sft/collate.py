@@ -73,6 +73,11 @@ def collate(
     return batch
 
 
+def move(batch: dict, device) -> dict:
+    """The batch with its tensors and BlockMask on `device`."""
+    return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+
+
 def model_inputs(batch: dict) -> dict:
     """The keys a HF causal LM takes: input_ids, position_ids, attention_mask (and use_cache=False)."""
     return {key: batch[key] for key in MODEL_KEYS} | {"use_cache": False}

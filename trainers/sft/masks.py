@@ -10,22 +10,24 @@ Token q may attend to k iff k is an ancestor of q or q itself: `tin[k] <= tin[q]
 
 from __future__ import annotations
 
-FLEX_MIN_TOKENS = 2048  # "auto" uses the BlockMask from this many tokens per row on (dense below)
+FLEX_MIN_TOKENS = 4096  # "auto" uses the BlockMask from this many tokens per row on (dense below)
 BLOCK_SIZE = 128  # FlexAttention's default sparse block size
 MASK_KINDS = ("auto", "dense", "flex")
 
 
 def flex_available() -> bool:
-    """Whether this torch has FlexAttention (torch >= 2.5)."""
+    """Whether FlexAttention can train here: torch >= 2.5 and a CUDA device (torch 2.13 has no flex
+    backward on CPU; on CPU the forward also compiles for minutes)."""
     try:
+        import torch
         from torch.nn.attention.flex_attention import BlockMask  # noqa: F401
     except ImportError:
         return False
-    return True
+    return torch.cuda.is_available()
 
 
 def resolve_mask_kind(mask: str, num_tokens: int) -> str:
-    """"dense" or "flex" for a row of `num_tokens` tokens; "auto" picks flex from FLEX_MIN_TOKENS on."""
+    """"dense" or "flex" for a row of `num_tokens` tokens; "auto": flex from FLEX_MIN_TOKENS on, if available."""
     if mask not in MASK_KINDS:
         raise ValueError(f"mask must be one of {MASK_KINDS}, got {mask!r}")
     if mask == "auto":

@@ -1,0 +1,143 @@
+"""Acceptance (issue 4): the real `lm_eval --model threadweaver` and `threadweaver eval` on the tiny model,
+two tasks with --limit, results and samples files with accuracy and latency metrics; SIGKILL + resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("lm_eval")
+BIN = Path(sys.executable).parent
+TASKS = Path(__file__).resolve().parents[2] / "tasks"
+METRICS = ("acc,none", "pass@k,none", "maj@k,none", "critical_path_tokens,none", "total_tokens,none",
+           "self_parallelism,none", "wall_s,none", "truncation_rate,none")  # fmt: skip
+
+
+def _overrides(tmp_path: Path, repeats: int = 2) -> Path:
+    """An include dir that re-declares two tasks with `repeats` samples (how users override it)."""
+    ov = tmp_path / "ov"
+    ov.mkdir(exist_ok=True)
+    for t in ("tw_math500", "tw_aime24"):
+        (ov / f"{t}.yaml").write_text(f"include: {TASKS / t}.yaml\ntask: {t}\nrepeats: {repeats}\n")
+    return ov
+
+
+def _model_args(model: Path, engine: str, tmp_path: Path, **extra) -> str:
+    args = {"pretrained": model, "engine": engine, "store": tmp_path / "store.jsonl", **extra}
+    if engine == "vllm":
+        args.update(enforce_eager=True, gpu_memory_utilization=0.3, max_model_len=2048)
+    return ",".join(f"{k}={v}" for k, v in args.items())
+
+
+def _cmd(tool: list[str], model_args: str, out: Path, limit: int = 2, budget: int = 256) -> list[str]:
+    return [*tool, "--model", "threadweaver", "--model_args", model_args, "--tasks", "tw_math500,tw_aime24",
+            "--limit", str(limit), "--gen_kwargs", f"max_gen_toks={budget},do_sample=false",
+            "--apply_chat_template", "--output_path", str(out), "--log_samples"]  # fmt: skip
+
+
+def _env(shared_data: Path) -> dict:
+    return {**os.environ, "THREADWEAVER_DATA_DIR": str(shared_data), "TOKENIZERS_PARALLELISM": "false"}
+
+
+def _check_outputs(out: Path, samples_per_doc: int = 2) -> dict:
+    results = [json.loads(p.read_text()) for p in out.rglob("results_*.json")]
+    assert len(results) == 1, list(out.rglob("*"))
+    res = results[0]["results"]
+    for task in ("tw_math500", "tw_aime24"):
+        for m in METRICS:
+            assert m in res[task], (task, m)
+        assert res[task]["critical_path_tokens,none"] > 0 and 0 <= res[task]["acc,none"] <= 1
+        samples = [json.loads(x) for p in out.rglob(f"samples_{task}_*.jsonl") for x in p.read_text().splitlines()]
+        assert len(samples) == 2
+        for s in samples:
+            assert len(s["resps"][0]) == samples_per_doc and "critical_path_tokens" in s and "acc" in s
+    traj = [json.loads(x) for p in out.rglob("threadweaver_trajectories_*.jsonl") for x in p.read_text().splitlines()]
+    assert len(traj) == 2 * 2 * samples_per_doc
+    assert {"doc_id", "sample_index", "prompt_hash", "critical_path_tokens", "wall_s"} <= set(traj[0])
+    return results[0]
+
+
+def _run(cmd, env, cwd, timeout=900):
+    res = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+@pytest.mark.slow
+def test_lm_eval_hf_two_tasks(tiny_model_dir, shared_data, tmp_path):
+    out = tmp_path / "out"
+    cmd = _cmd([str(BIN / "lm_eval"), "--include_path", str(_overrides(tmp_path))],
+               _model_args(tiny_model_dir, "hf", tmp_path), out)  # fmt: skip
+    _run(cmd, _env(shared_data), tmp_path)
+    _check_outputs(out)
+
+
+@pytest.mark.slow
+def test_threadweaver_eval_hf(tiny_model_dir, shared_data, tmp_path):
+    out = tmp_path / "out"
+    cmd = _cmd([str(BIN / "threadweaver"), "eval", "--repeats", "2"], _model_args(tiny_model_dir, "hf", tmp_path), out)
+    res = _run(cmd, _env(shared_data), tmp_path)
+    _check_outputs(out)
+    assert "threadweaver summary" in res.stdout and "| tw_aime24 |" in res.stdout
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+@pytest.mark.parametrize("tool", ["lm_eval", "threadweaver"])
+def test_vllm_two_tasks(tool, tiny_model_dir, shared_data, tmp_path):
+    pytest.importorskip("vllm")
+    out = tmp_path / "out"
+    head = ([str(BIN / "lm_eval"), "--include_path", str(_overrides(tmp_path))] if tool == "lm_eval"
+            else [str(BIN / "threadweaver"), "eval", "--repeats", "2"])  # fmt: skip
+    _run(_cmd(head, _model_args(tiny_model_dir, "vllm", tmp_path), out), _env(shared_data), tmp_path)
+    _check_outputs(out)
+
+
+def _lines(path: Path) -> int:
+    return sum(1 for x in path.read_bytes().split(b"\n") if x.strip()) if path.exists() else 0
+
+
+@pytest.mark.slow
+def test_sigkill_midway_then_resume_regenerates_nothing_finished(tiny_model_dir, shared_data, tmp_path):
+    env, ov = _env(shared_data), _overrides(tmp_path, repeats=2)
+    total = 2 * 3 * 2  # two tasks, --limit 3, 2 samples
+
+    def cmd(name: str, store: Path) -> list[str]:
+        args = _model_args(tiny_model_dir, "hf", tmp_path, store=store, trajectories=tmp_path / f"{name}.jsonl")
+        return [*_cmd([str(BIN / "lm_eval"), "--include_path", str(ov)], args, tmp_path / name, limit=3,
+                      budget=512), "--max_batch_size", "1"]  # fmt: skip
+
+    store = tmp_path / "killed-store.jsonl"
+    proc = subprocess.Popen(cmd("first", store), env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 600
+    while _lines(store) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = _lines(store)
+    assert 2 <= finished < total, f"could not kill midway: {finished} of {total} samples were done"
+
+    _run(cmd("second", store), env, tmp_path)
+    traj = [json.loads(x) for x in (tmp_path / "second.jsonl").read_text().splitlines()]
+    assert sum(r["cached"] for r in traj) >= finished  # every finished sample was reused ...
+    assert sum(not r["cached"] for r in traj) == total - sum(r["cached"] for r in traj)  # ... none redone
+    assert _lines(store) == total
+
+    _run(cmd("clean", tmp_path / "clean-store.jsonl"), env, tmp_path)
+    resumed = _check_outputs_any(tmp_path / "second")
+    clean = _check_outputs_any(tmp_path / "clean")
+    assert resumed == clean
+
+
+def _check_outputs_any(out: Path) -> dict:
+    """Per-task metrics of a run (ignoring wall-clock, which differs between runs)."""
+    res = json.loads(next(out.rglob("results_*.json")).read_text())["results"]
+    return {t: {k: v for k, v in m.items() if "wall_s" not in k and "stderr" not in k} for t, m in res.items()}

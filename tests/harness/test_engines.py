@@ -1,0 +1,152 @@
+"""The rollout on real engines (hf, vllm) with a tiny Qwen3 taught one parallel trajectory.
+
+A random tiny model rarely writes `<Outline>N:`, so the model here is the conftest tiny model trained
+for a few hundred steps on the rollout units of ONE trajectory (spec section 3: each request/completion
+unit the rollout issues, loss on completions only). Greedy decoding then reproduces a block with two
+threads, which makes the checks below meaningful: thread prompts = context + header, the joined
+context is what the next request receives, and hf and vllm agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from harness.jointext import join_block, thread_request_suffix
+from harness.rollout import RolloutConfig, run_rollouts
+from harness.trajectory import outline_numbers
+
+PROMPT = "<|im_start|>user\nQ: 2+3?<|im_end|>\n<|im_start|>assistant\n"
+HEAD = "<think>\n<Parallel>\n<Outlines>\n<Outline>1: add</Outline>\n<Outline>2: check</Outline>\n</Outlines>"
+THREADS = [("1", " 2+3=5</Thread>"), ("2", " 5-3=2 ok</Thread>")]
+JOINED = PROMPT + HEAD + join_block(THREADS, "model")
+UNITS = [  # (prompt, completion): the units the rollout issues for this trajectory (join "model")
+    (PROMPT, HEAD),
+    *((PROMPT + HEAD + thread_request_suffix(n), t) for n, t in THREADS),
+    (JOINED, "</Parallel>\nso \\boxed{5}</think>\n\\boxed{5}<|im_end|>"),
+]
+CONFIG = RolloutConfig(temperature=0.0, budget_tokens=400, max_steps=4)
+
+
+def make_parallel_model(out_dir: Path, steps: int = 150) -> Path:
+    """The conftest tiny model, trained on UNITS (completion tokens only) until greedy reproduces them."""
+    import torch
+    from conftest import make_tiny_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    make_tiny_model(out_dir)
+    tok = AutoTokenizer.from_pretrained(out_dir)
+    model = AutoModelForCausalLM.from_pretrained(out_dir, dtype=torch.float32)
+    rows = []
+    for prompt, completion in UNITS:
+        p, c = tok.encode(prompt, add_special_tokens=False), tok.encode(completion, add_special_tokens=False)
+        rows.append((p + c, [-100] * len(p) + c))
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.tensor([x + [tok.pad_token_id] * (width - len(x)) for x, _ in rows])
+    labels = torch.tensor([y + [-100] * (width - len(y)) for _, y in rows])
+    mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in rows])
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-2, weight_decay=0.0)
+    model.train()
+    for _ in range(steps):
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if loss.item() < 0.02:
+            break
+    model.save_pretrained(out_dir)
+    return out_dir
+
+
+class Recording:
+    """Wraps an engine and logs (prompt ids, completion) of every request in submission order."""
+
+    def __init__(self, engine) -> None:
+        self.engine, self.tokenizer, self.log = engine, engine.tokenizer, []
+
+    async def generate(self, request):
+        entry = [list(request.prompt_ids), None]
+        self.log.append(entry)
+        entry[1] = await self.engine.generate(request)
+        return entry[1]
+
+    def close(self) -> None:
+        pass
+
+
+def roll(engine):
+    """One greedy rollout of PROMPT; returns (record, request log)."""
+    rec_engine = Recording(engine)
+    ids = engine.tokenizer.encode(PROMPT, add_special_tokens=False)
+    (rec,) = asyncio.run(run_rollouts(rec_engine, [ids], CONFIG))
+    return rec, rec_engine.log
+
+
+def check_requests(tok, rec, log) -> None:
+    """Replay the request log: every prompt must be exactly what spec section 2 says."""
+    enc = lambda s: tok.encode(s, add_special_tokens=False)  # noqa: E731
+    ctx = enc(PROMPT)
+    k = 0
+    while k < len(log):
+        prompt, c = log[k]
+        assert prompt == ctx, f"request {k}: sequential prompt is not the joined context"
+        ctx = ctx + c.token_ids
+        k += 1
+        if c.stop_reason != "stop":
+            break
+        numbers = outline_numbers(c.text)
+        threads = log[k : k + len(numbers)]
+        for n, (p, _) in zip(numbers, threads, strict=True):
+            assert p == ctx + enc(thread_request_suffix(n)), f"thread {n}: prompt is not context + header"
+        # the join is tokenised piece by piece; with this tokenizer that equals the joined text
+        ctx = ctx + enc(join_block([(n, t.text) for n, (_, t) in zip(numbers, threads, strict=True)], "model"))
+        k += len(numbers)
+    assert rec.token_ids == ctx[len(enc(PROMPT)) :]
+
+
+def structure(rec) -> tuple:
+    return (rec.num_blocks, rec.threads_per_block, [r.kind for r in rec.requests], rec.end_reason)
+
+
+@pytest.fixture(scope="module")
+def parallel_model(tmp_path_factory) -> Path:
+    return make_parallel_model(tmp_path_factory.mktemp("tiny-parallel"))
+
+
+@pytest.fixture(scope="module")
+def hf_run(parallel_model):
+    from harness.engines import load_engine
+
+    engine = load_engine("hf", model=str(parallel_model))
+    try:
+        rec, log = roll(engine)
+    finally:
+        engine.close()
+    return engine.tokenizer, rec, log
+
+
+def test_hf_rollout_prompts_and_join(hf_run):
+    tok, rec, log = hf_run
+    assert rec.num_blocks >= 1 and rec.threads_per_block[0] == 2, rec.text
+    check_requests(tok, rec, log)
+    assert rec.text.startswith(HEAD + "\n<Thread>\n1:")
+
+
+@pytest.mark.vllm
+def test_vllm_rollout_agrees_with_hf(parallel_model, hf_run):
+    from harness.engines import load_engine
+
+    tok, hf_rec, _ = hf_run
+    engine = load_engine("vllm", model=str(parallel_model), dtype="float32", enforce_eager=True,
+                         gpu_memory_utilization=0.3, max_model_len=2048)  # fmt: skip
+    try:
+        rec, log = roll(engine)
+        rec2, _ = roll(engine)  # a second event loop on the same engine
+    finally:
+        engine.close()
+    check_requests(tok, rec, log)
+    assert structure(rec) == structure(hf_rec)
+    assert rec.token_ids == hf_rec.token_ids == rec2.token_ids

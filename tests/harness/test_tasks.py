@@ -1,0 +1,63 @@
+"""The tw_* tasks: loading from THREADWEAVER_DATA_DIR, the paper's protocol, per-doc metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("lm_eval")
+
+from harness import samplestats  # noqa: E402
+from harness.datasets import load_docs, normalise  # noqa: E402
+from harness.prompts import PROMPT_SUFFIX  # noqa: E402
+
+TASKS = Path(__file__).resolve().parents[2] / "tasks"
+PAPER = {"tw_aime24": (30, 32), "tw_aime25": (30, 32), "tw_amc23": (40, 8), "tw_math500": (500, 1),
+         "tw_minerva_math": (272, 4), "tw_olympiadbench": (675, 8)}  # fmt: skip
+
+
+@pytest.fixture
+def task_manager(shared_data, monkeypatch):
+    from lm_eval.tasks import TaskManager
+
+    monkeypatch.setenv("THREADWEAVER_DATA_DIR", str(shared_data))
+    return TaskManager(include_path=str(TASKS))
+
+
+def test_six_tasks_follow_the_paper_protocol(task_manager):
+    assert "threadweaver_math" in task_manager.all_tasks
+    tasks = task_manager.load(list(PAPER))["tasks"]
+    for name, (count, repeats) in PAPER.items():
+        task = next(t for key, t in tasks.items() if str(key).endswith(name))
+        docs = list(task.test_docs())
+        assert len(docs) == count and task.config.repeats == repeats, name
+        gen = task.config.generation_kwargs
+        assert (gen["temperature"], gen["max_gen_toks"], gen["do_sample"]) == (1.0, 40960, True)
+        text = task.doc_to_text(docs[0])
+        assert text == docs[0]["problem"].strip() + PROMPT_SUFFIX
+        assert set(docs[0]) == {"id", "problem", "answer", "benchmark"} and docs[0]["benchmark"] == name[3:]
+
+
+def test_normalise_handles_hub_spellings():
+    row = normalise({"question": "Q", "final_answer": ["$3$"], "id": 7}, "olympiadbench", 0, "x")
+    assert row == {"id": "olympiadbench-7", "problem": "Q", "answer": "$3$", "benchmark": "olympiadbench"}
+    assert normalise({"problem": "P", "answer": 27.0}, "amc23", 4, "x")["id"] == "amc23-4"
+
+
+def test_load_docs_from_data_dir(shared_data):
+    docs = load_docs("aime24", shared_data)
+    assert docs[0]["id"].startswith("aime24-") and len(docs) == 30
+
+
+def test_score_doc_grades_all_samples_and_reads_side_table():
+    doc = {"id": "math500-z", "problem": "P", "answer": "\\frac{1}{2}", "benchmark": "math500"}
+    responses = ["so \\boxed{0.5}", "so \\boxed{1/2}", "so \\boxed{3}", "no box"]
+    samplestats.record(doc, responses[0], {"critical_path_tokens": 10, "total_tokens": 20, "self_parallelism": 2.0,
+                                           "is_parallel": True, "valid": True, "violations": 0, "wall_s": 1.0,
+                                           "engine_calls": 3, "end_reason": "eos"})  # fmt: skip
+    m = samplestats.score_doc(doc, responses)
+    assert m["acc"] == 0.5 and m["pass@k"] == 1.0 and m["maj@k"] == 1.0 and m["num_samples"] == 4
+    assert m["activation_ratio"] == 0.25 and m["wall_s"] == 1.0  # only the first has backend stats
+    wrong_majority = samplestats.score_doc(doc, ["\\boxed{3}", "\\boxed{3.0}", "\\boxed{0.5}"])
+    assert wrong_majority["maj@k"] == 0.0 and wrong_majority["pass@k"] == 1.0

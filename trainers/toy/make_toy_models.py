@@ -1,0 +1,82 @@
+"""Re-create the shipped toy models models/toy-threadweaver and models/toy-sequential (issue 5).
+
+    python -m trainers.toy.make_toy_models [threadweaver] [sequential]   # or: threadweaver toy train
+
+Each model: the toy task's train split rendered one way (harness.toy), then `threadweaver train sft` with
+trainers/toy/configs/toy-<name>.yaml. Seeds are fixed, torch runs with deterministic algorithms and one CPU
+thread, so a rerun on the same platform (CPU, torch version, instruction set) gives the same weights bit for
+bit; other CPUs or torch builds may differ in the last bits (different kernels), GPUs certainly do.
+The checkpoint directory keeps only plain files: safetensors weights, config, tokenizer, generation config,
+the loss log and TRAINING.json (times and losses); Trainer's pickled training_args.bin is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+KEEP = ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+        "special_tokens_map.json", "chat_template.jinja", "loss_log.jsonl")
+MODES = {"threadweaver": "parallel", "sequential": "sequential"}
+
+
+def write_data(mode: str, out: Path, limit: int | None = None) -> Path:
+    """The train split rendered in `mode` as {prompt, completion} JSONL."""
+    from harness.toy import make_split, render, user_message
+
+    lines = [json.dumps({"problem_id": p.problem_id, "prompt": user_message(p), "completion": render(p, mode)})
+             for p in make_split("train", limit)]
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def make_model(which: str, models_dir: Path, overrides: list[str] = ()) -> dict:
+    """Train one toy model (`which` in MODES) into models_dir/toy-<which>; return the training summary."""
+    from harness.commands.train import load_config
+    from trainers.sft.trainer import train_sft
+
+    if which not in MODES:
+        raise ValueError(f"which must be one of {sorted(MODES)}, got {which!r}")
+    final = models_dir / f"toy-{which}"
+    with tempfile.TemporaryDirectory(prefix=f"toy-{which}-") as tmp:
+        tmp = Path(tmp)
+        data = write_data(MODES[which], tmp / f"toy-train-{MODES[which]}.jsonl")
+        config = load_config(CONFIG_DIR / f"toy-{which}.yaml",
+                             [f"dataset_path=[{data}]", f"output_dir={tmp / 'out'}", *overrides])
+        cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        summary = train_sft(config)
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        summary |= {"model": f"toy-{which}", "wall_s": round(time.perf_counter() - wall0, 1),
+                    "cpu_s": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 1)}
+        if final.exists():
+            shutil.rmtree(final)
+        final.mkdir(parents=True)
+        for name in KEEP:
+            if (tmp / "out" / name).exists():
+                shutil.copy2(tmp / "out" / name, final / name)
+        summary["output_dir"] = str(final)
+        (final / "TRAINING.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def make_models(which: tuple[str, ...], models_dir: Path, overrides: list[str] = ()) -> list[dict]:
+    return [make_model(w, models_dir, overrides) for w in which]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    which = tuple(a for a in argv if not a.startswith("--")) or tuple(MODES)
+    models_dir = Path(__file__).resolve().parents[2] / "models"
+    for summary in make_models(which, models_dir):
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
