@@ -27,7 +27,9 @@ _MINERVA_NUMBER = re.compile(
     r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:(?:\\times|\\cdot|x)\s*10\s*\^\s*\{?\s*([+-]?\d+)\s*\}?)?"
 )
 # A unit tail after a number: letters, \mathrm{..}, ~, /, ^digits, spaces; nothing that is math.
-_UNIT_TAIL = re.compile(r"^(?:\s|~|\\,|\\;|\\!|\\ |\\(?:mathrm|text|mbox|rm)\s*\{[^{}]*\}|[A-Za-z/^\d{}\-.])*$")
+_UNIT_TAIL = re.compile(
+    r"^(?:\s|~|\\,|\\;|\\!|\\ |\\(?:mathrm|text|mbox|rm)\s*\{[^{}]*\}|[A-Za-z/^\d{}\-.])*$"
+)
 
 
 def strip_dollars(s: str) -> str:
@@ -45,6 +47,7 @@ def normalize(s: str) -> str:
     s = _FRAC_FAMILY.sub(r"\\frac", s)
     s = _FRAC_SHORT.sub(lambda m: f"\\frac{_brace(m.group(1))}{_brace(m.group(2))}", s)
     s = _DEGREES.sub("", s)
+    s = re.sub(r"_\s*([A-Za-z0-9])", r"_{\1}", s)  # E_2 -> E_{2}
     s = _PERCENT.sub("", s)
     s = _NUMPY_FUNC.sub(lambda m: "\\" + m.group(1), s)
     s = _TRAILING_DOT_NUMBER.sub(r"\1", s)
@@ -97,7 +100,7 @@ def split_top_level(s: str) -> list[str]:
 
 
 def unwrap_set(s: str) -> str:
-    """"\\{1, 2\\}" -> "1, 2" (a model may write a set where the gold lists values)."""
+    """Drop set braces: "\\{1, 2\\}" -> "1, 2" (a model may write a set where the gold lists values)."""
     t = s.strip()
     if t.startswith("\\{") and t.endswith("\\}"):
         return t[2:-2]
@@ -105,12 +108,12 @@ def unwrap_set(s: str) -> str:
 
 
 def split_alternatives(s: str) -> str:
-    """"1 \\text{ and } 2" / "1 \\text{or} 2" -> "1, 2"."""
+    """Turn "1 \\text{ and } 2" / "1 \\text{or} 2" into "1, 2"."""
     return re.sub(r"\\text\s*\{\s*(?:and|or)\s*\}|\s+(?:and|or)\s+", ",", s)
 
 
 def drop_lhs(s: str) -> str:
-    """"x = 5" -> "5", "M=\\frac{9}{32}" -> ...: a short variable or f(x) left of a single `=`."""
+    """Drop a short variable or f(x) left of a single `=`: "x = 5" -> "5"."""
     m = re.match(r"^\s*(?:\\?[A-Za-z]+(?:_\{?[\w\\]+\}?)?(?:\([A-Za-z, ]*\))?)\s*=(?!=)(.+)$", s)
     if m and "=" not in m.group(1):
         return m.group(1).strip()
@@ -136,7 +139,7 @@ def minerva_number(s: str) -> float | None:
 
 
 def simple_integer(s: str) -> int | None:
-    """"025" -> 25, "27.0" -> 27 (AIME zero padding, AMC floats); None when not a whole number."""
+    """Whole numbers: "025" -> 25, "27.0" -> 27 (AIME zero padding, AMC floats); else None."""
     t = normalize(s)
     if t.startswith("(") and t.endswith(")"):
         t = t[1:-1].strip()

@@ -16,6 +16,7 @@ import atexit
 import logging
 import math
 import multiprocessing as mp
+import re
 import threading
 import time
 from collections import deque
@@ -50,33 +51,36 @@ class Grade:
 
 
 # ----------------------------------------------------------------------------------------- extraction
+_BOX_RE = re.compile(r"\\(?:boxed|fbox|framebox)(?![A-Za-z])([ \t]*)")
+_TOKEN_RE = re.compile(r"[^\s$]+")
+_BRACE_RE = re.compile(r"\\[{}]|[{}]")
+
+
+def _closing_braces(text: str) -> dict[int, int]:
+    """Index of each `{` -> index of its `}`, in one pass (linear even on degenerate output)."""
+    match, stack = {}, []
+    for m in _BRACE_RE.finditer(text):
+        if m.group(0) == "{":
+            stack.append(m.start())
+        elif m.group(0) == "}" and stack:
+            match[stack.pop()] = m.start()
+    return match  # `\{` and `\}` are literal braces: matched whole by _BRACE_RE, never paired
+
+
 def _box_contents(text: str) -> list[str]:
     """Contents of every `\\boxed{..}` / `\\boxed {..}` / `\\fbox{..}` / `\\boxed 5`, in order."""
-    found: list[tuple[int, str]] = []
-    for cmd in _BOX_COMMANDS:
-        start = 0
-        while (i := text.find(cmd, start)) != -1:
-            start = j = i + len(cmd)
-            if j < len(text) and (text[j].isalpha()):  # \boxedx is another command
-                continue
-            while j < len(text) and text[j] in " \t":
-                j += 1
-            if j < len(text) and text[j] == "{":
-                depth, k = 0, j
-                while k < len(text):
-                    depth += {"{": 1, "}": -1}.get(text[k], 0)
-                    if text[k] == "\\" and k + 1 < len(text) and text[k + 1] in "{}":
-                        k += 2  # \{ and \} are literal braces, not grouping
-                        continue
-                    if depth == 0:
-                        found.append((i, text[j + 1 : k]))
-                        break
-                    k += 1
-            elif j > i + len(cmd) and cmd == "\\boxed":  # "\boxed 5": one token up to space or `$`
-                token = text[j:].split(None, 1)[0].split("$", 1)[0] if text[j:].strip() else ""
-                if token:
-                    found.append((i, token))
-    return [content for _, content in sorted(found)]
+    found: list[str] = []
+    closing: dict[int, int] | None = None
+    for m in _BOX_RE.finditer(text):
+        j = m.end()
+        if text[j : j + 1] == "{":
+            closing = _closing_braces(text) if closing is None else closing
+            if j in closing:
+                found.append(text[j + 1 : closing[j]])
+        elif m.group(1) and m.group(0).startswith("\\boxed"):  # "\boxed 5": one token
+            if tok := _TOKEN_RE.match(text, j):
+                found.append(tok.group(0))
+    return found
 
 
 def extract_answer(response: str, require_after_think: bool = False) -> str | None:
@@ -298,8 +302,10 @@ class GraderPool:
                     failed_starts += 1
                     self._replace(w)
             if failed_starts >= 2 * self.size:  # workers cannot start: fail the rest, never hang
-                _log.error("grader workers failed to start; a script that grades needs an "
-                           "`if __name__ == \"__main__\":` guard (worker processes re-import it)")
+                _log.error(
+                    "grader workers failed to start; a script that grades needs an "
+                    '`if __name__ == "__main__":` guard (worker processes re-import it)'
+                )
                 while pending:
                     results[pending.popleft()] = ("error", "grader workers failed to start")
         return [r if r is not None else ("error", "lost") for r in results]
@@ -339,9 +345,7 @@ def close_pool() -> None:
 
 
 # ------------------------------------------------------------------------------------------ public API
-def grade_many(
-    items: Iterable[Sequence[Any]], workers: int = 2, deadline_s: float = 5.0
-) -> list[Grade]:
+def grade_many(items: Iterable[Sequence[Any]], workers: int = 2, deadline_s: float = 5.0) -> list[Grade]:
     """Grade (response, gold, benchmark[, truncated]) items; results in the order of `items`.
 
     Each comparison gets `deadline_s` seconds in a worker process; past it the worker is killed and the

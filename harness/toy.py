@@ -48,8 +48,10 @@ class ToyProblem:
 
     @property
     def question(self) -> str:
-        parts = [f"{CHAIN_NAMES[k]}: {start}" + "".join(f"{op}{d}" for op, d in ops)
-                 for k, (start, ops) in enumerate(self.chains)]
+        parts = [
+            f"{CHAIN_NAMES[k]}: {start}" + "".join(f"{op}{d}" for op, d in ops)
+            for k, (start, ops) in enumerate(self.chains)
+        ]
         names = "+".join(CHAIN_NAMES[: len(self.chains)])
         return f"Work mod 10, left to right. {'; '.join(parts)}. Find ({names}) mod 10."
 
@@ -70,7 +72,6 @@ class ToyProblem:
     @property
     def answer(self) -> str:
         return str(sum(self.results) % 10)
-
 
 
 def to_doc(p: ToyProblem) -> dict:
@@ -140,10 +141,16 @@ def render_sequential(p: ToyProblem) -> str:
 
 def render_parallel(p: ToyProblem) -> str:
     """The completion in the ThreadWeaver format, as the join-"model" trie rollout produces it."""
-    outlines = "".join(f"{OUTLINE_OPEN}{k + 1}: {CHAIN_NAMES[k]}{OUTLINE_CLOSE}\n" for k in range(len(p.chains)))
-    threads = join_block([(str(k + 1), _chain_line(p, k) + "</Thread>") for k in range(len(p.chains))], "model")
-    return (f"<think>\n{_intro(p)}{PARALLEL_OPEN}\n{OUTLINES_OPEN}\n{outlines}{OUTLINES_CLOSE}"
-            f"{threads}{PARALLEL_CLOSE}\n{_combination(p)}")
+    outlines = "".join(
+        f"{OUTLINE_OPEN}{k + 1}: {CHAIN_NAMES[k]}{OUTLINE_CLOSE}\n" for k in range(len(p.chains))
+    )
+    threads = join_block(
+        [(str(k + 1), _chain_line(p, k) + "</Thread>") for k in range(len(p.chains))], "model"
+    )
+    return (
+        f"<think>\n{_intro(p)}{PARALLEL_OPEN}\n{OUTLINES_OPEN}\n{outlines}{OUTLINES_CLOSE}"
+        f"{threads}{PARALLEL_CLOSE}\n{_combination(p)}"
+    )
 
 
 def render(p: ToyProblem, mode: str) -> str:
@@ -164,7 +171,6 @@ def user_message(p: ToyProblem) -> str:
 
 def prompt_text(p: ToyProblem, tokenizer) -> str:
     """The full prompt text: the user turn rendered with the tokenizer's chat template."""
-    return tokenizer.apply_chat_template([{"role": "user", "content": user_message(p)}],
-                                         tokenize=False, add_generation_prompt=True)
-
-
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": user_message(p)}], tokenize=False, add_generation_prompt=True
+    )

@@ -30,13 +30,21 @@ EXAMPLE = """examples:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("toy", help="The toy task and toy models: data, training, the embedded demo",
-                                   epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "toy",
+        help="The toy task and toy models: data, training, the embedded demo",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="toy_command", metavar="ACTION", required=True)
     data = sub.add_parser("data", help="Write a split of the toy task as JSONL")
     data.add_argument("--split", choices=("train", "test"), default="test")
-    data.add_argument("--mode", choices=("parallel", "sequential"), default="parallel",
-                      help="rendering of the completion (default: parallel)")
+    data.add_argument(
+        "--mode",
+        choices=("parallel", "sequential"),
+        default="parallel",
+        help="rendering of the completion (default: parallel)",
+    )
     data.add_argument("--limit", type=int, default=None, help="first N problems (default: all)")
     data.add_argument("--out", required=True, help="output JSONL path ('-' = stdout)")
     data.set_defaults(func=run_data)
@@ -44,8 +52,12 @@ def add_parser(subparsers) -> None:
     train.add_argument("--which", choices=("both", "threadweaver", "sequential"), default="both")
     train.add_argument("--out-dir", default=str(REPO_ROOT / "models"), help="where models/toy-* go")
     train.set_defaults(func=run_train)
-    demo = sub.add_parser("demo", help="Evaluate both toy models on tw_toy with lm_eval; print the speedup",
-                          epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    demo = sub.add_parser(
+        "demo",
+        help="Evaluate both toy models on tw_toy with lm_eval; print the speedup",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     demo.add_argument("--limit", type=int, default=200, help="held-out problems (default 200)")
     demo.add_argument("--engine", choices=("vllm", "hf"), default="vllm")
     demo.add_argument("--models-dir", default=str(REPO_ROOT / "models"))
@@ -58,9 +70,17 @@ def run_data(args) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be >= 1, got {args.limit}")
-    lines = [json.dumps({"problem_id": p.problem_id, "prompt": user_message(p),
-                         "completion": render(p, args.mode), "answer": p.answer})
-             for p in make_split(args.split, args.limit)]
+    lines = [
+        json.dumps(
+            {
+                "problem_id": p.problem_id,
+                "prompt": user_message(p),
+                "completion": render(p, args.mode),
+                "answer": p.answer,
+            }
+        )
+        for p in make_split(args.split, args.limit)
+    ]
     text = "\n".join(lines) + "\n"
     if args.out == "-":
         sys.stdout.write(text)
@@ -82,9 +102,24 @@ def run_train(args) -> int:
 def _lm_eval(model_dir: Path, parallel: bool, engine: str, limit: int, out: Path) -> dict:
     """Run the real lm_eval CLI on tw_toy for one model; return its tw_toy metrics."""
     model_args = f"pretrained={model_dir},engine={engine},parallel={str(parallel).lower()}"
-    cmd = [sys.executable, "-m", "lm_eval", "--model", "threadweaver", "--model_args", model_args,
-           "--tasks", "tw_toy", "--include_path", str(REPO_ROOT / "tasks"), "--apply_chat_template",
-           "--limit", str(limit), "--output_path", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lm_eval",
+        "--model",
+        "threadweaver",
+        "--model_args",
+        model_args,
+        "--tasks",
+        "tw_toy",
+        "--include_path",
+        str(REPO_ROOT / "tasks"),
+        "--apply_chat_template",
+        "--limit",
+        str(limit),
+        "--output_path",
+        str(out),
+    ]
     print("$ " + " ".join(cmd), file=sys.stderr)
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=os.environ | {"TOKENIZERS_PARALLELISM": "false"})
     if proc.returncode != 0:
@@ -105,13 +140,17 @@ def run_demo(args) -> int:
             raise InputError(f"{models_dir / name} has no checkpoint; run `threadweaver toy train`")
     with tempfile.TemporaryDirectory(prefix="toy-demo-") as tmp:
         base = Path(args.output_path or tmp)
-        rows = {name: _lm_eval(models_dir / name, parallel, args.engine, args.limit, base / name)
-                for name, parallel in MODELS.items()}
+        rows = {
+            name: _lm_eval(models_dir / name, parallel, args.engine, args.limit, base / name)
+            for name, parallel in MODELS.items()
+        }
     par, seq = rows["toy-threadweaver"], rows["toy-sequential"]
     speedup = seq["critical_path_tokens"] / par["critical_path_tokens"]
     print(f"{'model':<18} {'accuracy':>9} {'critical_path_tokens':>21} {'total_tokens':>13}")
     for name, r in rows.items():
         print(f"{name:<18} {r['acc']:>9.3f} {r['critical_path_tokens']:>21.1f} {r['total_tokens']:>13.1f}")
-    print(f"speedup (critical path, sequential / parallel): {speedup:.2f}x on {args.limit} tw_toy problems "
-          f"({args.engine} engine)")
+    print(
+        f"speedup (critical path, sequential / parallel): {speedup:.2f}x on {args.limit} tw_toy problems "
+        f"({args.engine} engine)"
+    )
     return 0

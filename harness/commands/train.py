@@ -22,14 +22,27 @@ EXAMPLE = """example:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="Trainers: `train sft --config FILE.yaml`", epilog=EXAMPLE,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "train",
+        help="Trainers: `train sft --config FILE.yaml`",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="trainer", metavar="TRAINER", required=True)
-    sft = sub.add_parser("sft", help="Trie-packed SFT from a YAML of SFTConfig fields", epilog=EXAMPLE,
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    sft = sub.add_parser(
+        "sft",
+        help="Trie-packed SFT from a YAML of SFTConfig fields",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sft.add_argument("--config", required=True, help="YAML file; keys = SFTConfig fields")
-    sft.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override one key (value parsed as YAML); repeatable")
+    sft.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one key (value parsed as YAML); repeatable",
+    )
     sft.set_defaults(func=run)
 
 

@@ -98,12 +98,16 @@ def test_other_problems_gold_grades_wrong():
             gold = row["answer"]
             if norm.normalize(gold) == norm.normalize(other):
                 continue  # the same answer text: not a different answer
-            if norm.simple_integer(gold) is not None and norm.simple_integer(gold) == norm.simple_integer(other):
+            if norm.simple_integer(gold) is not None and norm.simple_integer(gold) == norm.simple_integer(
+                other
+            ):
                 continue
             items.append((boxed(other), gold, benchmark))
             labels.append((benchmark, gold, other))
     grades = grade_many(items, deadline_s=5.0)
     wrong = sum(g.status == "wrong" for g in grades)
     others = [(lab, g.status) for lab, g in zip(labels, grades, strict=True) if g.status != "wrong"]
-    print(f"\nother problem's gold: wrong {wrong}/{len(items)} = {wrong / len(items):.4f}; not wrong: {others}")
+    print(
+        f"\nother problem's gold: wrong {wrong}/{len(items)} = {wrong / len(items):.4f}; not wrong: {others}"
+    )
     assert wrong / len(items) >= 0.995

@@ -21,29 +21,62 @@ MASK_KINDS = ("auto", "dense", "flex")
 class SFTConfig(TrainingArguments):
     """Trie-packed SFT. Only our fields are listed here; the rest are TrainingArguments'."""
 
-    model: str = field(default="", metadata={"help": "HF checkpoint directory (or hub id) to fine-tune; "
-                                             "ignored when model_init is set."})
-    model_init: dict | None = field(default=None, metadata={
-        "help": "Train from scratch: Qwen3Config fields (hidden_size, num_hidden_layers, ...) for a random "
-                "model with the project's character tokenizer (harness.tokenizer), seeded by `seed`."})
-    dataset_path: list[str] = field(default_factory=list, metadata={
-        "help": "JSONL files of {prompt, completion} (user turn, model output); lists are concatenated, "
-                "so sequential and parallel trajectories can be mixed in one run."})
-    max_examples: int | None = field(default=None, metadata={
-        "help": "Use only the first N trajectories of the concatenated datasets (None: all)."})
-    max_tokens: int = field(default=40960, metadata={"help": "Tokens per packed row (spec section 3: 40,960)."})
-    join: str = field(default="model", metadata={
-        "help": "Rollout join mode the units are cut for: the model writes </Parallel> ('model') or the "
-                "orchestrator does ('orchestrator').", "choices": list(JOIN_MODES)})
-    mask: str = field(default="auto", metadata={
-        "help": "Ancestor mask: 'dense' (SDPA, short rows), 'flex' (FlexAttention BlockMask, O(N)), or 'auto'.",
-        "choices": list(MASK_KINDS)})
-    loss_log: str = field(default="loss_log.jsonl", metadata={
-        "help": "File (relative to output_dir) that receives one JSON line per logging step."})
-    deterministic: bool = field(default=False, metadata={
-        "help": "torch.use_deterministic_algorithms(True) and fixed CPU threads, for bit-for-bit reruns."})
-    num_threads: int | None = field(default=None, metadata={
-        "help": "torch CPU threads (None: torch's default); fix it for reproducible CPU runs."})
+    model: str = field(
+        default="",
+        metadata={
+            "help": "HF checkpoint directory (or hub id) to fine-tune; ignored when model_init is set."
+        },
+    )
+    model_init: dict | None = field(
+        default=None,
+        metadata={
+            "help": "Train from scratch: Qwen3Config fields (hidden_size, num_hidden_layers, ...) for a random "
+            "model with the project's character tokenizer (harness.tokenizer), seeded by `seed`."
+        },
+    )
+    dataset_path: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "JSONL files of {prompt, completion} (user turn, model output); lists are concatenated, "
+            "so sequential and parallel trajectories can be mixed in one run."
+        },
+    )
+    max_examples: int | None = field(
+        default=None,
+        metadata={"help": "Use only the first N trajectories of the concatenated datasets (None: all)."},
+    )
+    max_tokens: int = field(
+        default=40960, metadata={"help": "Tokens per packed row (spec section 3: 40,960)."}
+    )
+    join: str = field(
+        default="model",
+        metadata={
+            "help": "Rollout join mode the units are cut for: the model writes </Parallel> ('model') or the "
+            "orchestrator does ('orchestrator').",
+            "choices": list(JOIN_MODES),
+        },
+    )
+    mask: str = field(
+        default="auto",
+        metadata={
+            "help": "Ancestor mask: 'dense' (SDPA, short rows), 'flex' (FlexAttention BlockMask, O(N)), or 'auto'.",
+            "choices": list(MASK_KINDS),
+        },
+    )
+    loss_log: str = field(
+        default="loss_log.jsonl",
+        metadata={"help": "File (relative to output_dir) that receives one JSON line per logging step."},
+    )
+    deterministic: bool = field(
+        default=False,
+        metadata={
+            "help": "torch.use_deterministic_algorithms(True) and fixed CPU threads, for bit-for-bit reruns."
+        },
+    )
+    num_threads: int | None = field(
+        default=None,
+        metadata={"help": "torch CPU threads (None: torch's default); fix it for reproducible CPU runs."},
+    )
 
     # changed defaults (see the module docstring)
     learning_rate: float = 1e-5

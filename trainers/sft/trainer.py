@@ -60,9 +60,15 @@ def build_model(config: SFTConfig, attn_implementation: str):
         from harness.tokenizer import build_char_tokenizer
 
         tokenizer = build_char_tokenizer()
-        fields = {"vocab_size": 128, "head_dim": 64, "tie_word_embeddings": True, "bos_token_id": None,
-                  **config.model_init, "eos_token_id": tokenizer.eos_token_id,
-                  "pad_token_id": tokenizer.pad_token_id}
+        fields = {
+            "vocab_size": 128,
+            "head_dim": 64,
+            "tie_word_embeddings": True,
+            "bos_token_id": None,
+            **config.model_init,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        }
         try:
             qcfg = Qwen3Config(**fields)
         except TypeError as exc:
@@ -74,8 +80,9 @@ def build_model(config: SFTConfig, attn_implementation: str):
         model = Qwen3ForCausalLM(qcfg)
     else:
         tokenizer = AutoTokenizer.from_pretrained(config.model)
-        model = AutoModelForCausalLM.from_pretrained(config.model, attn_implementation=attn_implementation,
-                                                     dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            config.model, attn_implementation=attn_implementation, dtype=torch.float32
+        )
     add_format_tokens(tokenizer, model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -92,8 +99,9 @@ def pack_records(records: list[dict], tokenizer, config: SFTConfig):
 
     examples = []
     for rec in records:
-        prompt = tokenizer.apply_chat_template([{"role": "user", "content": rec["prompt"]}],
-                                               tokenize=False, add_generation_prompt=True)
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": rec["prompt"]}], tokenize=False, add_generation_prompt=True
+        )
         examples.append(Example(encode(prompt), encode(rec["completion"]) + [tokenizer.eos_token_id]))
     return pack(examples, format_tag_ids(tokenizer), config.join, encode, config.max_tokens)
 
@@ -147,17 +155,25 @@ def train_sft(config: SFTConfig) -> dict:
     rows = pack_records(read_dataset(config.dataset_path, config.max_examples), tokenizer, config)
 
     def collator(batch):
-        return collate(batch, mask=kind, pad_id=tokenizer.pad_token_id, pad_to_multiple=128 if kind == "flex" else 1)
+        return collate(
+            batch, mask=kind, pad_id=tokenizer.pad_token_id, pad_to_multiple=128 if kind == "flex" else 1
+        )
 
     trainer_cls, loss_log = _make_trainer_class()
-    trainer = trainer_cls(model=model, args=config, train_dataset=rows, data_collator=collator,
-                          callbacks=[loss_log(Path(config.output_dir) / config.loss_log)])
+    trainer = trainer_cls(
+        model=model,
+        args=config,
+        train_dataset=rows,
+        data_collator=collator,
+        callbacks=[loss_log(Path(config.output_dir) / config.loss_log)],
+    )
     result = trainer.train()
     trainer.save_model(config.output_dir)
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(config.output_dir)
-        GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         do_sample=False).save_pretrained(config.output_dir)
+        GenerationConfig(
+            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False
+        ).save_pretrained(config.output_dir)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "rows": len(rows),

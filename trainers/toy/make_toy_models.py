@@ -21,8 +21,16 @@ import time
 from pathlib import Path
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-KEEP = ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-        "special_tokens_map.json", "chat_template.jinja", "loss_log.jsonl")
+KEEP = (
+    "model.safetensors",
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "loss_log.jsonl",
+)
 MODES = {"threadweaver": "parallel", "sequential": "sequential"}
 
 
@@ -30,8 +38,10 @@ def write_data(mode: str, out: Path, limit: int | None = None) -> Path:
     """The train split rendered in `mode` as {prompt, completion} JSONL."""
     from harness.toy import make_split, render, user_message
 
-    lines = [json.dumps({"problem_id": p.problem_id, "prompt": user_message(p), "completion": render(p, mode)})
-             for p in make_split("train", limit)]
+    lines = [
+        json.dumps({"problem_id": p.problem_id, "prompt": user_message(p), "completion": render(p, mode)})
+        for p in make_split("train", limit)
+    ]
     out.write_text("\n".join(lines) + "\n")
     return out
 
@@ -47,13 +57,18 @@ def make_model(which: str, models_dir: Path, overrides: list[str] = ()) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"toy-{which}-") as tmp:
         tmp = Path(tmp)
         data = write_data(MODES[which], tmp / f"toy-train-{MODES[which]}.jsonl")
-        config = load_config(CONFIG_DIR / f"toy-{which}.yaml",
-                             [f"dataset_path=[{data}]", f"output_dir={tmp / 'out'}", *overrides])
+        config = load_config(
+            CONFIG_DIR / f"toy-{which}.yaml",
+            [f"dataset_path=[{data}]", f"output_dir={tmp / 'out'}", *overrides],
+        )
         cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         summary = train_sft(config)
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-        summary |= {"model": f"toy-{which}", "wall_s": round(time.perf_counter() - wall0, 1),
-                    "cpu_s": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 1)}
+        summary |= {
+            "model": f"toy-{which}",
+            "wall_s": round(time.perf_counter() - wall0, 1),
+            "cpu_s": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 1),
+        }
         if final.exists():
             shutil.rmtree(final)
         final.mkdir(parents=True)

@@ -1,0 +1,98 @@
+"""`threadweaver grade` and `threadweaver regrade`, run in-process through harness.cli.main."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.cli import main
+
+SAMPLES = [
+    {"response": "so \\boxed{025}", "answer": "25", "benchmark": "aime24"},
+    {"response": "\\boxed{26}", "answer": "27.0", "benchmark": "amc23"},
+    {"response": "no box", "answer": "1", "benchmark": "toy"},
+    {"response": "\\boxed{\\dfrac12}", "answer": "0.5", "benchmark": "math500"},
+    {"response": "\\boxed{1, 2}", "answer": "$2$, $1$", "benchmark": "olympiadbench"},
+]
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_grade_json_one_line_per_sample_in_order(tmp_path, capsys):
+    f = write_jsonl(tmp_path / "s.jsonl", SAMPLES)
+    assert main(["grade", str(f), "--json"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [o["index"] for o in out] == list(range(5))
+    assert [o["status"] for o in out] == ["correct", "wrong", "no_answer", "correct", "correct"]
+    assert out[0]["extracted"] == "025" and out[2]["extracted"] is None
+    assert set(out[0]) == {"index", "status", "extracted"}
+
+
+def test_grade_table_and_summary(tmp_path, capsys):
+    f = write_jsonl(tmp_path / "s.jsonl", SAMPLES)
+    assert main(["grade", str(f), "--workers", "1", "--deadline-s", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "olympiadbench" in out
+    assert "correct           3" in out and "no_answer         1" in out
+    assert "accuracy         0.6000  (3/5)" in out
+
+
+def test_grade_bad_input_names_file_line_and_field(tmp_path, capsys):
+    cases = [
+        ('{"response": "x", "answer": "1"}', "missing field `benchmark`"),
+        ('{"response": "x", "answer": "1", "benchmark": "gsm8k"}', "field `benchmark` must be one of"),
+        ("{not json", "bad JSON"),
+        ('{"response": 3, "answer": "1", "benchmark": "toy"}', "field `response` must be a string"),
+    ]
+    for bad, message in cases:
+        f = tmp_path / "bad.jsonl"
+        f.write_text(json.dumps(SAMPLES[0]) + "\n" + bad + "\n")
+        assert main(["grade", str(f)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {f}:2: ") and message in err, err
+    assert main(["grade", str(tmp_path / "missing.jsonl")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["grade", str(f), "--workers", "0"]) == 2
+
+
+def test_regrade_rewrites_status_and_extracted(tmp_path, capsys):
+    run = tmp_path / "run" / "aime24"
+    run.mkdir(parents=True)
+    rows = [
+        {"benchmark": "aime24", "gold": "025", "response": "\\boxed{25}", "end_reason": "eos",
+         "doc_id": 0, "sample_index": 0, "status": "wrong", "extracted": None, "total_tokens": 9},
+        {"benchmark": "aime24", "gold": "025", "response": "cut off", "end_reason": "budget",
+         "doc_id": 0, "sample_index": 1},
+        {"benchmark": "math500", "gold": "\\frac{1}{2}", "response": "\\boxed{0.5}", "end_reason": "eos",
+         "doc_id": 1, "sample_index": 0},
+        {"benchmark": "math500", "gold": "3", "response": "\\boxed{4}", "end_reason": "eos",
+         "doc_id": 2, "sample_index": 0},
+    ]  # fmt: skip
+    path = write_jsonl(run / "trajectories.jsonl", rows)
+    assert main(["regrade", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    new = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["status"] for r in new] == ["correct", "truncated", "correct", "wrong"]
+    assert [r["extracted"] for r in new] == ["25", None, "0.5", "4"]
+    assert new[0]["total_tokens"] == 9 and new[2]["doc_id"] == 1  # other fields kept
+    assert "aime24            0.5000  (1/2)" in out and "math500           0.5000  (1/2)" in out
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    assert main(["regrade", str(tmp_path / "run"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["status"] == {"correct": 2, "truncated": 1, "wrong": 1}
+
+
+def test_regrade_bad_input(tmp_path, capsys):
+    assert main(["regrade", str(tmp_path / "nope")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert main(["regrade", str(tmp_path)]) == 2
+    assert "no trajectories" in capsys.readouterr().err
+    good = {"benchmark": "toy", "gold": "1", "response": "\\boxed{1}"}
+    path = write_jsonl(tmp_path / "trajectories.jsonl", [good, {"benchmark": "toy", "response": "x"}])
+    before = path.read_text()
+    assert main(["regrade", str(tmp_path)]) == 2
+    assert f"{path}:2: missing field `gold`" in capsys.readouterr().err
+    assert path.read_text() == before  # nothing written when any line is bad

@@ -1,0 +1,89 @@
+"""The `openai` engine against a real vLLM OpenAI-compatible server, started here on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.vllm
+START_TIMEOUT_S = 300
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """(base_url, model_dir): one server per module; always terminated."""
+    import httpx
+    from test_engines import make_parallel_model
+
+    model = make_parallel_model(tmp_path_factory.mktemp("tiny-parallel-openai"))
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model), "--host", "127.0.0.1",
+           "--port", str(port), "--dtype", "float32", "--enforce-eager", "--gpu-memory-utilization", "0.3",
+           "--max-model-len", "2048"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"vLLM server exited with {proc.returncode}; see {log.name}")
+            try:
+                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"vLLM server not ready after {START_TIMEOUT_S} s; see {log.name}")
+            time.sleep(2)
+        yield base, model
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+
+
+def test_openai_engine_runs_the_rollout(server):
+    from test_engines import HEAD, check_requests, roll
+
+    from harness.engines import load_engine
+
+    base, model = server
+    engine = load_engine("openai", model=str(model), base_url=base, retries=1)
+    rec, log = roll(engine)
+    assert rec.end_reason == "eos" and rec.error is None, rec.error
+    assert rec.num_blocks == 1 and rec.threads_per_block == [2], rec.text
+    assert rec.text.startswith(HEAD + "\n<Thread>\n1:")
+    check_requests(engine.tokenizer, rec, log)
+    # the stop tag comes back as its id, in text and ids
+    seq = log[0][1]
+    assert seq.stop_reason == "stop" and seq.text.endswith("</Outlines>")
+    assert seq.token_ids[-1] == engine.tokenizer.convert_tokens_to_ids("</Outlines>")
+
+
+def test_openai_engine_error_is_recorded_not_raised(server):
+    from harness.engines import load_engine
+    from harness.rollout import RolloutConfig, rollout_sync
+
+    _, model = server
+    dead = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
+    engine = load_engine("openai", model=str(model), base_url=dead, retries=0, timeout_s=5)
+    (rec,) = rollout_sync(engine, [[1, 2, 3]], RolloutConfig(retries=1, retry_backoff_s=0.0))
+    assert rec.end_reason == "error" and "ConnectError" in rec.error

@@ -1,0 +1,121 @@
+"""The toy task (harness/toy.py): splits, renderings, rollout-exact join text, grading, the task loader."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from pathlib import Path
+
+import pytest
+
+from harness import toy
+from harness.cli import main
+from harness.jointext import block_close, thread_request_suffix
+from harness.trajectory import measure_text, parse_trajectory, validate_trajectory
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEST = toy.make_split("test", 200)
+
+
+def _value(start: int, ops) -> int:  # independent reference arithmetic
+    for op, d in ops:
+        start = eval(f"({start}{op}{d}) % 10")
+    return start
+
+
+def test_splits_are_deterministic_and_disjoint():
+    assert [p.question for p in toy.make_split("test", 50)] == [p.question for p in TEST[:50]]
+    toy._split.cache_clear()
+    assert [p.question for p in toy.make_split("test", 50)] == [p.question for p in TEST[:50]]
+    train = {p.question for p in toy.make_split("train")}
+    assert len(train) == toy.SPLIT_SIZES["train"]
+    assert not train & {p.question for p in toy.make_split("test")}
+
+
+def test_answer_is_sum_of_chains_mod_10():
+    for p in TEST:
+        assert p.answer == str(sum(_value(s, ops) for s, ops in p.chains) % 10)
+        assert 3 <= len(p.chains) <= 4
+
+
+@pytest.mark.parametrize("p", TEST[:20], ids=lambda p: p.problem_id)
+def test_both_renderings_hold_the_same_steps(p):
+    par, seq = toy.render_parallel(p), toy.render_sequential(p)
+    steps = re.compile(r"[+*]\d=\d|[a-d]=\d|\d\+\d=\d")
+    assert steps.findall(par) == steps.findall(seq)
+    assert par.endswith(f"\\boxed{{{p.answer}}}") and seq.endswith(f"\\boxed{{{p.answer}}}")
+    assert "<Parallel>" not in seq
+
+
+def test_parallel_rendering_is_valid_and_matches_rollout_join():
+    for p in TEST[:50]:
+        text = toy.render_parallel(p)
+        assert validate_trajectory(parse_trajectory(text)) == []
+        ctx, rest = text.split("</Outlines>")
+        n = len(p.chains)
+        # the rollout's thread prompt for thread 1 and its join; then "\n" and the model writes </Parallel>
+        assert rest.startswith(thread_request_suffix("1"))
+        assert f"</Thread>{block_close('model')}</Parallel>" in rest
+        for k in range(2, n + 1):
+            assert f"</Thread><Thread>\n{k}:" in rest
+
+
+def test_gold_critical_path_speedup_exceeds_target():
+    """Sequential critical path / parallel critical path on gold traces: above the 1.4x target."""
+    par = statistics.mean(measure_text(toy.render_parallel(p)).critical_path_tokens for p in TEST)
+    seq = statistics.mean(measure_text(toy.render_sequential(p)).critical_path_tokens for p in TEST)
+    assert seq / par > 1.4
+
+
+def test_gold_renderings_grade_correct():
+    from harness.grading import grade
+
+    for p in TEST[:5]:
+        assert grade(toy.render_parallel(p), p.answer, toy.BENCHMARK).status == "correct"
+        wrong = str((int(p.answer) + 1) % 10)
+        assert grade(toy.render_sequential(p), wrong, toy.BENCHMARK).status == "wrong"
+
+
+def test_prompt_uses_chat_template_and_spec_instruction():
+    from harness.tokenizer import build_char_tokenizer
+
+    text = toy.prompt_text(TEST[0], build_char_tokenizer())
+    assert text.startswith("<|im_start|>user\n" + TEST[0].question + " Let's think step by step")
+    assert text.endswith("<|im_start|>assistant\n")
+
+
+def test_toy_data_command(tmp_path, capsys):
+    out = tmp_path / "d.jsonl"
+    assert (
+        main(["toy", "data", "--split", "test", "--limit", "3", "--mode", "sequential", "--out", str(out)])
+        == 0
+    )
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["problem_id"] for r in rows] == [p.problem_id for p in TEST[:3]]
+    assert rows[0]["completion"] == toy.render_sequential(TEST[0])
+    assert main(["toy", "data", "--limit", "0", "--out", str(out)]) == 2
+
+
+def test_tw_toy_loader():
+    pytest.importorskip("datasets")
+    import sys
+
+    sys.path.insert(0, str(REPO_ROOT / "tasks"))
+    try:
+        import toy_utils
+    finally:
+        sys.path.remove(str(REPO_ROOT / "tasks"))
+    ds = toy_utils.load_dataset(split="test", limit=4)["test"]
+    assert ds[0] == toy.to_doc(TEST[0]) and len(ds) == 4
+
+
+@pytest.mark.parametrize("name", ["toy-threadweaver", "toy-sequential"])
+def test_shipped_models_are_small_plain_checkpoints(name):
+    d = REPO_ROOT / "models" / name
+    if not (d / "config.json").exists():
+        pytest.skip(f"{d} not built yet (threadweaver toy train)")
+    size = sum(f.stat().st_size for f in d.iterdir())
+    assert size <= 10 * 2**20
+    assert (d / "model.safetensors").exists() and (d / "tokenizer.json").exists()
+    assert not list(d.glob("*.bin")) and not list(d.glob("*.pt"))
