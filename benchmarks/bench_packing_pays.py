@@ -24,7 +24,9 @@ def text(rng: random.Random, n: int) -> str:
     return "".join(rng.choice(LETTERS) for _ in range(n))
 
 
-def synthetic_trajectory(rng: random.Random, seq_chars: int = 45, thread_chars: int = 24, blocks: int = 2) -> str:
+def synthetic_trajectory(
+    rng: random.Random, seq_chars: int = 30, thread_chars: int = 24, blocks: int = 2
+) -> str:
     """Sequential text, then `blocks` blocks of 2-3 uneven threads each, with sequential text between."""
     out = "<think>" + text(rng, seq_chars)
     for _ in range(blocks):

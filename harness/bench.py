@@ -108,6 +108,7 @@ class _Run:
     wall_s: float
     busy_s: float  # time covered by at least one engine call of this trajectory
     tokens: int
+    prefill_tokens: int = 0  # prompt tokens no earlier request of this trajectory had computed
 
 
 def _covered(intervals: list[tuple[float, float]]) -> float:
@@ -123,33 +124,38 @@ async def _sequential(engine, s: Structure, prompt: list[int], temperature: floa
     t0 = time.perf_counter()
     c = await engine.generate(Request(prompt, s.total_tokens, temperature=temperature, ignore_eos=True))
     wall = time.perf_counter() - t0
-    return _Run(wall, c.end_s - c.start_s, len(c.token_ids))
+    return _Run(wall, c.end_s - c.start_s, len(c.token_ids), len(prompt))
 
 
 async def _parallel(engine, s: Structure, prompt: list[int], temperature: float, ids) -> _Run:
     t0 = time.perf_counter()
     ctx, spans, tokens = list(prompt), [], 0
+    computed, prefill = 0, 0  # KV already computed for ctx[:computed] (the last sampled token has none)
     for item in s.items:
         if isinstance(item, int):
+            prefill += len(ctx) - computed
             c = await engine.generate(Request(ctx, item, temperature=temperature, ignore_eos=True))
             ctx += c.token_ids
+            computed = len(ctx) - 1
             spans.append((c.start_s, c.end_s))
             tokens += len(c.token_ids)
             continue
         nums = [str(i) for i in range(1, len(item) + 1)]
+        prefill += sum(len(ctx) - computed + len(ids(thread_request_suffix(n))) for n in nums)
         cs = await asyncio.gather(*(
             engine.generate(Request(ctx + ids(thread_request_suffix(n)), t, temperature=temperature, ignore_eos=True))
             for n, t in zip(nums, item, strict=True)
         ))  # fmt: skip
         for k, (n, c) in enumerate(zip(nums, cs, strict=True)):
             ctx += ids(joined_thread_prefix(n, first=k == 0)) + c.token_ids
+            computed = len(ctx) - 1 if k == 0 else computed  # later threads sat at other positions
             if close_thread(c.text) != c.text:
                 ctx += ids("</Thread>")
             spans.append((c.start_s, c.end_s))
             tokens += len(c.token_ids)
         ctx += ids(block_close("orchestrator"))
     wall = time.perf_counter() - t0
-    return _Run(wall, _covered(spans), tokens)
+    return _Run(wall, _covered(spans), tokens, prefill)
 
 
 async def _batch(engine, mode: str, structs: list[Structure], temperature: float, rng, ids) -> dict:
@@ -167,6 +173,7 @@ async def _batch(engine, mode: str, structs: list[Structure], temperature: float
         "wall_per_trajectory_s": sum(r.wall_s for r in runs) / len(runs),
         "tokens": tokens,
         "tokens_per_second": tokens / wall,
+        "prefill_tokens": sum(r.prefill_tokens for r in runs),
         "overhead_fraction": sum(r.wall_s - r.busy_s for r in runs) / sum(r.wall_s for r in runs),
     }
 

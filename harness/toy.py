@@ -35,7 +35,8 @@ SPLIT_SEEDS = {"train": 1234, "test": 5678}
 SPLIT_SIZES = {"train": 20000, "test": 500}
 CHAIN_NAMES = "abcd"
 NUM_CHAINS = (3, 4, 4)  # threads per block, drawn uniformly from this tuple (4 twice as often)
-OPS_PER_CHAIN = (5, 8)  # inclusive range of operations in one chain
+OPS_PER_CHAIN = (7, 7)  # inclusive range of operations per chain; fixed length puts every operand at a
+# fixed offset, which a tiny model learns in minutes (variable lengths did not train in 15 CPU-minutes)
 BENCHMARK = "toy"  # the grading.py benchmark key (graded like math)
 
 

@@ -38,6 +38,7 @@ def example(blocks: list[list[str]]) -> Example:
         text += f"\n</Parallel> s{b + 1}"
     return Example(encode(PROMPT), encode(text + " \\boxed{7}<|im_end|>"))
 
+
 TOL = 1e-4  # fp32 max abs difference (issue 5)
 TRAJECTORIES = [  # (blocks of thread bodies, join mode)
     ([[" aa", " bbbbb"], [" c", " dd", " eeeeeee"]], "model"),  # 2 blocks, uneven threads
@@ -67,7 +68,9 @@ def _node_index(row, offset, end):
 
 
 def _load(model_dir, attn):
-    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation=attn, dtype=torch.float32)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        model_dir, attn_implementation=attn, dtype=torch.float32
+    )
     return model.eval()
 
 
@@ -105,7 +108,10 @@ def _reference(model, per_traj):
             first = len(unit.prompt_ids)
             if first == len(unit.ids):
                 continue
-            weights = torch.tensor([1 / multiplicity[(unit.ids[:j], unit.ids[j])] for j in range(first, len(unit.ids))], device=dev)
+            weights = torch.tensor(
+                [1 / multiplicity[(unit.ids[:j], unit.ids[j])] for j in range(first, len(unit.ids))],
+                device=dev,
+            )
             targets = torch.tensor(unit.ids[first:], device=dev)
             ce = torch.nn.functional.cross_entropy(own[first - 1 : -1], targets, reduction="none")
             loss = (ce * weights).sum()
@@ -126,7 +132,10 @@ def _check_exact(model, mask_kind, reference_model=None, grads=True):
     dev = next(model.parameters()).device
     with torch.no_grad():
         logits = model(**model_inputs(move(batch, dev))).logits
-    segments = [(0, off, end, units) for off, end, units in zip(offsets, offsets[1:] + [len(row)], per_traj)]
+    segments = [
+        (0, off, end, units)
+        for off, end, units in zip(offsets, offsets[1:] + [len(row)], per_traj, strict=True)
+    ]
     segments.append((1, 0, len(short), per_traj[2]))
     flat_units = [u for units in per_traj for u in units] + list(per_traj[2])
     own_logits = ref_logits + ref_logits[-len(per_traj[2]) :]

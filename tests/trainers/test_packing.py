@@ -110,7 +110,9 @@ def check_row(units: list[Unit]) -> None:
             prefix = tuple(row.input_ids[k] for k in _ancestors(row, i))
             edges.add((prefix, label))
             # the label is the token of a child in the tree, never merely the next flat token
-            assert any(row.input_ids[c] == label and _ancestors(row, c)[-2] == i for c in range(i + 1, len(row)))
+            assert any(
+                row.input_ids[c] == label and _ancestors(row, c)[-2] == i for c in range(i + 1, len(row))
+            )
     expected = supervised_pairs(units)
     assert edges == expected and row.num_supervised_tokens == len(expected)
     for unit in units:

@@ -90,4 +90,6 @@ def packed_loss(logits, labels, reduction: str = "sum"):
     if reduction not in ("sum", "mean"):
         raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
     flat = logits.float().reshape(-1, logits.shape[-1])
-    return F.cross_entropy(flat, labels.reshape(-1).to(flat.device), ignore_index=IGNORE_INDEX, reduction=reduction)
+    return F.cross_entropy(
+        flat, labels.reshape(-1).to(flat.device), ignore_index=IGNORE_INDEX, reduction=reduction
+    )

@@ -27,7 +27,7 @@ def flex_available() -> bool:
 
 
 def resolve_mask_kind(mask: str, num_tokens: int) -> str:
-    """"dense" or "flex" for a row of `num_tokens` tokens; "auto": flex from FLEX_MIN_TOKENS on, if available."""
+    """Mask kind ("dense" or "flex") for a row of `num_tokens`; "auto": flex from FLEX_MIN_TOKENS on, if available."""
     if mask not in MASK_KINDS:
         raise ValueError(f"mask must be one of {MASK_KINDS}, got {mask!r}")
     if mask == "auto":
