@@ -18,7 +18,19 @@ from pathlib import Path
 
 from harness.errors import InputError
 
-TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
+
+
+def _tasks_dir() -> Path:
+    """tasks/ of this checkout, else the installed `threadweaver_tasks` package."""
+    checkout = Path(__file__).resolve().parents[2] / "tasks"
+    if checkout.is_dir():
+        return checkout
+    import threadweaver_tasks
+
+    return Path(threadweaver_tasks.__file__).parent
+
+
+TASKS_DIR = _tasks_dir()
 SUMMARY_METRICS = ("acc", "pass@k", "critical_path_tokens", "self_parallelism")
 
 
