@@ -18,7 +18,6 @@ Trajectory j of a batch uses benchmark j mod 6. `--scale k` divides all lengths 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 from harness.engines.base import Request
 from harness.errors import InputError
 from harness.jointext import block_close, close_thread, joined_thread_prefix, thread_request_suffix
+from harness.jsonl import iter_jsonl
 
 # spec section 7: ThreadWeaver total tokens and self-parallelism per benchmark
 PAPER_STATS: dict[str, tuple[int, float]] = {
@@ -75,17 +75,8 @@ def structures_from_records(path: Path, scale: float = 1.0) -> list[Structure]:
     """Structures from a `threadweaver rollout` record file: the request log of each trajectory
     (sequential requests -> segments, consecutive thread requests -> one block), lengths / scale."""
     out = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            reqs = json.loads(line)["requests"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise InputError(f"{path}:{lineno}: expected a rollout record with `requests`") from exc
+    for where, record in iter_jsonl(path, required=("requests",)):
+        reqs = record["requests"]
         items: list[int | list[int]] = []
         for r in reqs:
             n = max(1, round(r["completion_tokens"] / scale))
@@ -97,7 +88,7 @@ def structures_from_records(path: Path, scale: float = 1.0) -> list[Structure]:
             else:
                 items.append(n)
         if items:
-            out.append(Structure(items, f"{path.name}:{lineno}"))
+            out.append(Structure(items, where))
     if not out:
         raise InputError(f"{path}: no rollout records with requests")
     return out

@@ -19,7 +19,6 @@ from pathlib import Path
 from harness.errors import InputError
 
 
-
 def _tasks_dir() -> Path:
     """tasks/ of this checkout, else the installed `threadweaver_tasks` package."""
     checkout = Path(__file__).resolve().parents[2] / "tasks"

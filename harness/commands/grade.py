@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from harness.errors import InputError
+from harness.jsonl import iter_jsonl
 
 EXAMPLE = """example:
   threadweaver grade samples.jsonl                 # table + counts by status
@@ -40,26 +41,8 @@ def read_items(path: Path) -> list[tuple[str, str, str, bool]]:
     """(response, answer, benchmark, truncated) per non-empty line; InputError naming FILE:LINE."""
     from harness.grading import BENCHMARKS
 
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such file") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read as UTF-8 text ({exc})") from exc
     items = []
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: bad JSON ({exc.msg}, column {exc.colno})") from exc
-        if not isinstance(obj, dict):
-            raise InputError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-        for field in ("response", "answer", "benchmark"):
-            if field not in obj:
-                raise InputError(f"{where}: missing field `{field}`")
+    for where, obj in iter_jsonl(path, required=("response", "answer", "benchmark")):
         if not isinstance(obj["response"], str):
             raise InputError(f"{where}: field `response` must be a string")
         if not isinstance(obj["answer"], str | int | float) or isinstance(obj["answer"], bool):

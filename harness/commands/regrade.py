@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from harness.errors import InputError
+from harness.jsonl import iter_jsonl
 
 EXAMPLE = """example:
   threadweaver regrade runs/qwen3-8b-tw/          # rewrites every trajectories*.jsonl below it
@@ -37,19 +38,7 @@ def read_records(path: Path) -> list[dict]:
     from harness.grading import BENCHMARKS
 
     records = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: bad JSON ({exc.msg}, column {exc.colno})") from exc
-        if not isinstance(obj, dict):
-            raise InputError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-        for field in ("benchmark", "gold", "response"):
-            if field not in obj:
-                raise InputError(f"{where}: missing field `{field}`")
+    for where, obj in iter_jsonl(path, required=("benchmark", "gold", "response")):
         if obj["benchmark"] not in BENCHMARKS:
             raise InputError(
                 f"{where}: field `benchmark` must be one of {', '.join(BENCHMARKS)}, got {obj['benchmark']!r}"

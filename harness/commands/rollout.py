@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from harness.errors import InputError
+from harness.jsonl import iter_jsonl
 
 EXAMPLE = """example:
   threadweaver rollout prompts.jsonl --engine vllm --model path/to/model --out rollouts.jsonl --samples 4
@@ -87,23 +88,13 @@ def add_parser(subparsers) -> None:
 
 def read_prompts(path: Path) -> list[tuple[str, str]]:
     """[(id, prompt)] from a JSONL file; InputError with file:line on a bad line."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     out, seen = [], set()
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{lineno}: not JSON ({exc.msg})") from exc
-        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
-            raise InputError(f"{path}:{lineno}: field 'prompt' must be a string")
-        pid = str(row.get("id", lineno))
+    for where, row in iter_jsonl(path, required=("prompt",)):
+        if not isinstance(row["prompt"], str):
+            raise InputError(f"{where}: field `prompt` must be a string")
+        pid = str(row.get("id", where.rsplit(":", 1)[1]))
         if pid in seen:
-            raise InputError(f"{path}:{lineno}: duplicate id {pid!r}")
+            raise InputError(f"{where}: duplicate id {pid!r}")
         seen.add(pid)
         out.append((pid, row["prompt"]))
     return out

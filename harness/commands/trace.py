@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.errors import InputError
+from harness.jsonl import iter_jsonl
 
 BATCH = 256  # trajectories measured per call: bounded memory, batched tokenisation
 
@@ -43,31 +44,21 @@ def add_parser(subparsers) -> None:
 
 
 def read_trajectories(path: Path) -> Iterator[tuple[str, str]]:
-    """Yield (where, text): `FILE` for a text file, `FILE:LINE` per line of a .jsonl file."""
+    """Yield (where, text): `FILE` for a text file, `FILE:LINE` per line of a .jsonl file (streamed)."""
+    if path.suffix == ".jsonl":
+        for where, obj in iter_jsonl(path, required=("text",)):
+            if not isinstance(obj["text"], str):
+                raise InputError(f"{where}: field `text` must be a string")
+            yield where, obj["text"]
+        return
     try:
-        f = path.open(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such file") from exc
+        yield str(path), path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
-    with f:
-        try:
-            if path.suffix != ".jsonl":
-                yield str(path), f.read()
-                return
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{where}: bad JSON ({exc.msg}, column {exc.colno})") from exc
-                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                    raise InputError(f"{where}: missing `text` field (a string) in the JSON object")
-                yield where, obj["text"]
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
 
 
 def load_tokenizer(directory: str):

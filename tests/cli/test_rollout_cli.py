@@ -46,7 +46,7 @@ def test_rollout_bad_input_is_one_error_line(files, capsys):
     prompts, script, out = files
     prompts.write_text('{"id": "p1", "text": "Q1"}\n')
     assert _run(prompts, script, out) == 2
-    assert "prompts.jsonl:1: field 'prompt' must be a string" in capsys.readouterr().err
+    assert "prompts.jsonl:1: missing field `prompt`" in capsys.readouterr().err
     assert _run(files[0], script, out, "--top-p", "1.5") == 2
 
 

@@ -64,8 +64,8 @@ def test_table_lists_violations(tmp_path, capsys):
     "content, message",
     [
         ('{"text": "a"}\n{"text": oops}\n', ":2: bad JSON"),
-        ('{"text": "a"}\n\n{"response": "b"}\n', ":3: missing `text` field"),
-        ('["not", "an", "object"]\n', ":1: missing `text` field"),
+        ('{"text": "a"}\n\n{"response": "b"}\n', ":3: missing field `text`"),
+        ('["not", "an", "object"]\n', ":1: expected a JSON object"),
     ],
 )
 def test_bad_jsonl_lines(tmp_path, capsys, content, message):

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from harness.errors import InputError
+from harness.jsonl import iter_jsonl
 from trainers.sft.config import SFTConfig
 
 
@@ -26,19 +27,9 @@ def read_dataset(paths: list[str], max_examples: int | None = None) -> list[dict
     """The {prompt, completion} records of the JSONL files, concatenated in order."""
     records: list[dict] = []
     for path in paths:
-        try:
-            lines = Path(path).read_text().splitlines()
-        except OSError as exc:
-            raise InputError(f"dataset_path: cannot read {path}: {exc.strerror}") from exc
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{n}: not JSON ({exc.msg})") from exc
-            if not isinstance(rec.get("prompt"), str) or not isinstance(rec.get("completion"), str):
-                raise InputError(f"{path}:{n}: expected string fields 'prompt' and 'completion'")
+        for where, rec in iter_jsonl(path, required=("prompt", "completion")):
+            if not isinstance(rec["prompt"], str) or not isinstance(rec["completion"], str):
+                raise InputError(f"{where}: fields `prompt` and `completion` must be strings")
             records.append(rec)
     if not records:
         raise InputError(f"dataset_path: no records in {paths}")
