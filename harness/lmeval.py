@@ -28,7 +28,7 @@ from lm_eval.api.registry import register_model
 from harness import samplestats
 from harness.errors import InputError
 from harness.rollout import RolloutConfig, run_rollouts
-from harness.store import SampleStore, default_store_path, sample_key
+from harness.store import SampleStore, checkpoint_fingerprint, default_store_path, sample_key
 
 log = logging.getLogger(__name__)
 GEN_KWARGS = ("until", "max_gen_toks", "do_sample", "temperature", "top_p", "top_k", "seed")
@@ -172,6 +172,7 @@ class ThreadweaverLM(LM):
         self.model_key = {k: getattr(self.args, k) for k in ("engine", "parallel", "join", "max_steps",
                                                               "max_threads", "dtype")}  # fmt: skip
         self.model_key["pretrained"] = self.path
+        self.model_key["checkpoint"] = checkpoint_fingerprint(self.path)  # retrained in place: new samples
         off = self.args.store is not None and self.args.store.lower() == "none"
         self.store = None if off else SampleStore(self.args.store or default_store_path(self.model_key))
         self.trajectories = trajectory_path(self.args.trajectories, time.strftime("%Y%m%dT%H%M%S"))

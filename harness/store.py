@@ -35,6 +35,27 @@ def sample_key(*, model: dict, prompt: str, sample_index: int, sampling: dict) -
     return sha256_of({"model": model, "prompt": prompt, "sample_index": sample_index, "sampling": sampling})
 
 
+def checkpoint_fingerprint(pretrained: str, samples: int = 8, chunk: int = 1 << 16) -> str | None:
+    """A cheap content fingerprint of a local checkpoint folder (None for a hub id): config.json plus,
+    for each weight file, its name, size and `samples` chunks at evenly spaced offsets. Retraining into
+    the same folder therefore never reuses the old checkpoint's stored samples."""
+    root = Path(pretrained).expanduser()
+    if not root.is_dir():
+        return None
+    h = hashlib.sha256()
+    for path in sorted(root.iterdir()):
+        if path.name == "config.json":
+            h.update(path.read_bytes())
+        elif path.suffix in (".safetensors", ".bin", ".pt", ".gguf"):
+            size = path.stat().st_size
+            h.update(f"{path.name}:{size}".encode())
+            with path.open("rb") as f:
+                for k in range(samples):
+                    f.seek(max(0, size - chunk) * k // max(1, samples - 1))
+                    h.update(f.read(chunk))
+    return h.hexdigest()
+
+
 def default_store_path(model: dict, root: str | Path | None = None) -> Path:
     """One file per generation-relevant model config under `root` ($THREADWEAVER_STORE_DIR, else
     ~/.cache/threadweaver/store)."""

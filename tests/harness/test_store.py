@@ -59,3 +59,18 @@ def test_default_store_path_is_per_model(tmp_path):
     a = default_store_path({"pretrained": "a"}, tmp_path)
     b = default_store_path({"pretrained": "b"}, tmp_path)
     assert a.parent == tmp_path and a != b and a == default_store_path({"pretrained": "a"}, tmp_path)
+
+
+def test_checkpoint_fingerprint_changes_when_weights_change(tmp_path):
+    from harness.store import checkpoint_fingerprint
+
+    assert checkpoint_fingerprint("Qwen/Qwen3-8B") is None  # a hub id: no local folder
+    (tmp_path / "config.json").write_text('{"hidden_size": 64}')
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(bytes(range(256)) * 4096)
+    first = checkpoint_fingerprint(str(tmp_path))
+    assert first == checkpoint_fingerprint(str(tmp_path))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # retrained in place: same size, different bytes
+    weights.write_bytes(bytes(data))
+    assert checkpoint_fingerprint(str(tmp_path)) != first
