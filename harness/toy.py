@@ -1,20 +1,17 @@
 """The synthetic parallelisable toy task: independent mod-10 chains, summed at the end (issue 5).
 
-A problem holds 3-4 chains of 4 single-digit operations applied left to right modulo 10; the answer is the
-sum of the chain results modulo 10. The solution text is string rewriting, so every step is local: a chain
-is copied from the question, then rewritten one operation per line (evaluated in place, rest copied from
-the line above), then its result "a=6"; the tail copies each result and keeps a running sum. Each chain
-is an independent sub-result, so the solution is one fork-join block with one thread per chain, then a
-short sequential combination. Every problem has two
+A problem holds 3-4 chains of single-digit operations applied left to right modulo 10; the answer is the
+sum of the chain results modulo 10. Each chain is an independent sub-result, so the solution is one
+fork-join block with one thread per chain, then a short sequential combination. Every problem has two
 renderings of exactly the same steps: the ThreadWeaver format (spec section 1) and plain sequential text.
 
     from harness.toy import make_split, render_parallel
     p = make_split("test", 1)[0]
-    p.question      # "Work mod 10, left to right. a: 3+4*3+5*2; b: ...; c: .... Find (a+b+c) mod 10."
+    p.question      # "Work mod 10, left to right. a: 3+4*3+5; b: ...; c: .... Find (a+b+c) mod 10."
     render_parallel(p)  # "<think>\\n<Parallel>\\n<Outlines>\\n<Outline>1: a</Outline>..."
 
 The parallel rendering is byte-for-byte what the trie rollout builds with join "model" (harness.jointext):
-threads joined as "\\n<Thread>\\n1:\\na: 3+4...</Thread><Thread>\\n2:...</Thread>", then "\\n", then the model
+threads joined as "\\n<Thread>\\n1:...</Thread><Thread>\\n2:...</Thread>", then "\\n", then the model
 writes "</Parallel>". Splits are deterministic (seeded) and no test question occurs in train.
 """
 
@@ -38,8 +35,8 @@ SPLIT_SEEDS = {"train": 1234, "test": 5678}
 SPLIT_SIZES = {"train": 20000, "test": 500}
 CHAIN_NAMES = "abcd"
 NUM_CHAINS = (3, 4, 4)  # threads per block, drawn uniformly from this tuple (4 twice as often)
-OPS_PER_CHAIN = (4, 4)  # inclusive range of operations per chain; one length gives every rewrite line one
-# width, so each character reads characters at fixed distances above it (see _chain_lines)
+OPS_PER_CHAIN = (7, 7)  # inclusive range of operations per chain; fixed length puts every operand at a
+# fixed offset, which a tiny model learns in minutes (variable lengths did not train in 15 CPU-minutes)
 BENCHMARK = "toy"  # the grading.py benchmark key (graded like math)
 
 
@@ -121,40 +118,26 @@ def _intro(p: ToyProblem) -> str:
     return f"{len(p.chains)} chains.\n"
 
 
-def _chain_lines(p: ToyProblem, k: int) -> list[str]:
-    """Chain k as string rewriting: its copy from the question, then one line per operation.
-
-    Every line has the same width and each rewrite line evaluates the first operation in place (the result
-    sits under its second operand) and copies the rest from the line above, so every character reads only
-    characters at a fixed distance above it (a 10x10 table or a copy); the last line is "a=<result>".
-    """
-    start, ops = p.chains[k]
-    expr = f"{start}" + "".join(f"{op}{d}" for op, d in ops)
-    name = CHAIN_NAMES[k]
-    lines = [f"{name}: {expr}"]
-    value, pad = start, len(name) + 2
-    for i, (op, d) in enumerate(ops):
-        value = (value + d) % 10 if op == "+" else (value * d) % 10
-        rest = expr[2 * (i + 1) + 1 :]
-        lines.append(" " * (pad + 2 * (i + 1)) + f"{value}{rest}")
-    return [*lines, f"{name}={value}"]
-
-
 def _combination(p: ToyProblem) -> str:
-    """Sequential tail: each chain's result copied ("b=4"), added to the running sum, then the boxed answer."""
+    """Sequential tail: the running sum mod 10, then the boxed answer after </think>."""
     res = p.results
-    acc, lines = res[0], [f"{CHAIN_NAMES[0]}={res[0]}"]
-    for k, r in enumerate(res[1:], 1):
+    acc, steps = res[0], []
+    for r in res[1:]:
         new = (acc + r) % 10
-        lines.append(f"{CHAIN_NAMES[k]}={r} {acc}+{r}={new}")
+        steps.append(f"{acc}+{r}={new}")
         acc = new
-    return "\n".join(lines) + f"\n</think>\n\n\\boxed{{{acc}}}"
+    return f"sum: {' '.join(steps)}\n</think>\n\n\\boxed{{{acc}}}"
+
+
+def _chain_line(p: ToyProblem, k: int) -> str:
+    steps, value = p.chain_steps(k)
+    return f" {p.chains[k][0]} {' '.join(steps)} {CHAIN_NAMES[k]}={value}"
 
 
 def render_sequential(p: ToyProblem) -> str:
     """The completion in plain sequential text (the model writes <think> itself)."""
-    chains = "".join("\n".join(_chain_lines(p, k)) + "\n" for k in range(len(p.chains)))
-    return f"<think>\n{_intro(p)}{chains}{_combination(p)}"
+    lines = "".join(f"{CHAIN_NAMES[k]}:{_chain_line(p, k)}\n" for k in range(len(p.chains)))
+    return f"<think>\n{_intro(p)}{lines}{_combination(p)}"
 
 
 def render_parallel(p: ToyProblem) -> str:
@@ -163,8 +146,7 @@ def render_parallel(p: ToyProblem) -> str:
         f"{OUTLINE_OPEN}{k + 1}: {CHAIN_NAMES[k]}{OUTLINE_CLOSE}\n" for k in range(len(p.chains))
     )
     threads = join_block(
-        [(str(k + 1), "\n" + "\n".join(_chain_lines(p, k)) + "</Thread>") for k in range(len(p.chains))],
-        "model",
+        [(str(k + 1), _chain_line(p, k) + "</Thread>") for k in range(len(p.chains))], "model"
     )
     return (
         f"<think>\n{_intro(p)}{PARALLEL_OPEN}\n{OUTLINES_OPEN}\n{outlines}{OUTLINES_CLOSE}"

@@ -39,36 +39,13 @@ def test_answer_is_sum_of_chains_mod_10():
         assert 3 <= len(p.chains) <= 4
 
 
-def _steps(text: str) -> list[str]:
-    """The work lines of a rendering: chain copies, rewrite lines, results, running-sum lines."""
-    line = re.compile(r"[a-d]: \d(?:[+*]\d)+| +\d(?:[+*]\d)*|[a-d]=\d(?: \d\+\d=\d)?")
-    return [s for s in text.replace("</Thread>", "\n").split("\n") if line.fullmatch(s)]
-
-
 @pytest.mark.parametrize("p", TEST[:20], ids=lambda p: p.problem_id)
 def test_both_renderings_hold_the_same_steps(p):
     par, seq = toy.render_parallel(p), toy.render_sequential(p)
-    steps = _steps(seq)
-    assert steps == _steps(par)
-    n_ops = sum(len(ops) for _, ops in p.chains)
-    assert len(steps) == 2 * len(p.chains) + n_ops + len(p.chains)  # copy+result per chain, ops, sum lines
+    steps = re.compile(r"[+*]\d=\d|[a-d]=\d|\d\+\d=\d")
+    assert steps.findall(par) == steps.findall(seq)
     assert par.endswith(f"\\boxed{{{p.answer}}}") and seq.endswith(f"\\boxed{{{p.answer}}}")
     assert "<Parallel>" not in seq
-
-
-def test_rewrite_lines_are_local():
-    """Each rewrite line evaluates its first operation in place and copies the rest from the line above."""
-    for p in TEST[:50]:
-        for k, (start, ops) in enumerate(p.chains):
-            lines = toy.render_sequential(p).split("\n")
-            first = lines.index(f"{toy.CHAIN_NAMES[k]}: " + str(start) + "".join(f"{o}{d}" for o, d in ops))
-            block = lines[first : first + len(ops) + 1]
-            assert len({len(s) for s in block}) == 1  # one width: every read is at a fixed distance
-            for above, below in zip(block, block[1:], strict=False):
-                col = len(below) - len(below.lstrip())
-                assert below[col] == str(eval(f"({above[col - 2 : col + 1]}) % 10"))
-                assert below[col + 1 :] == above[col + 1 :] and not below[:col].strip()
-            assert lines[first + len(ops) + 1] == f"{toy.CHAIN_NAMES[k]}={_value(start, ops)}"
 
 
 def test_parallel_rendering_is_valid_and_matches_rollout_join():
@@ -85,12 +62,9 @@ def test_parallel_rendering_is_valid_and_matches_rollout_join():
 
 
 def test_gold_critical_path_speedup_exceeds_target():
-    """Sequential / parallel critical path on gold traces, in the toy models' (character) tokens: > 1.4x."""
-    from harness.tokenizer import build_char_tokenizer
-
-    tok = build_char_tokenizer()
-    par = statistics.mean(measure_text(toy.render_parallel(p), tok).critical_path_tokens for p in TEST)
-    seq = statistics.mean(measure_text(toy.render_sequential(p), tok).critical_path_tokens for p in TEST)
+    """Sequential critical path / parallel critical path on gold traces: above the 1.4x target."""
+    par = statistics.mean(measure_text(toy.render_parallel(p)).critical_path_tokens for p in TEST)
+    seq = statistics.mean(measure_text(toy.render_sequential(p)).critical_path_tokens for p in TEST)
     assert seq / par > 1.4
 
 
