@@ -169,6 +169,11 @@ async def _batch(engine, mode: str, structs: list[Structure], temperature: float
     }
 
 
+def _mean_runs(runs: list[dict]) -> dict:
+    """Field-wise mean of repeated `_batch` results."""
+    return {k: sum(r[k] for r in runs) / len(runs) for k in runs[0]}
+
+
 async def bench_rollout(engine, structures: list[Structure], batch_sizes: list[int], *, temperature: float = 1.0,
                         warmup: bool = True, seed: int = 0) -> dict:  # fmt: skip
     """Run each batch size in both modes; return {"batch_sizes": {b: {...keys...}}, ...}."""
@@ -180,15 +185,16 @@ async def bench_rollout(engine, structures: list[Structure], batch_sizes: list[i
             cache[piece] = engine.tokenizer.encode(piece, add_special_tokens=False)
         return cache[piece]
 
-    if warmup:
-        small = [Structure([4, [4, 4], 4])]
+    if warmup:  # a full-size trajectory in each mode: the engine's first long requests are slower
         for mode in ("sequential", "parallel"):
-            await _batch(engine, mode, small, temperature, rng, ids)
+            await _batch(engine, mode, structures[:1], temperature, rng, ids)
     results = {}
     for b in batch_sizes:
         structs = [structures[j % len(structures)] for j in range(b)]
-        seq = await _batch(engine, "sequential", structs, temperature, rng, ids)
-        par = await _batch(engine, "parallel", structs, temperature, rng, ids)
+        runs: dict[str, list[dict]] = {"sequential": [], "parallel": []}
+        for mode in ("sequential", "parallel", "parallel", "sequential"):  # ABBA: cancels order and drift
+            runs[mode].append(await _batch(engine, mode, structs, temperature, rng, ids))
+        seq, par = _mean_runs(runs["sequential"]), _mean_runs(runs["parallel"])
         ideal = sum(s.total_tokens for s in structs) / sum(s.critical_path_tokens for s in structs)
         wall_speedup = seq["wall_per_trajectory_s"] / par["wall_per_trajectory_s"]
         results[str(b)] = {
