@@ -68,30 +68,10 @@ def _mean(values: list) -> float:
     return sum(vals) / len(vals) if vals else float("nan")
 
 
-def majority_correct(grades: list, benchmark: str) -> float:
-    """maj@k: 1.0 if the most common extracted answer is correct. Answers are grouped by mathematical
-    equivalence (harness.grading.equivalent_many); ties go to the group seen first; no answer = 0."""
-    from harness.grading import equivalent_many
-
-    answers = [(g.extracted, g.status == "correct") for g in grades if g.extracted]
-    groups: list[list[tuple[str, bool]]] = []
-    for ans in answers:
-        reps = [grp[0][0] for grp in groups]
-        same = equivalent_many([(r, ans[0]) for r in reps], benchmark) if reps else []
-        hit = next((i for i, eq in enumerate(same) if eq or reps[i] == ans[0]), None)
-        if hit is None:
-            groups.append([ans])
-        else:
-            groups[hit].append(ans)
-    if not groups:
-        return 0.0
-    best = max(groups, key=len)  # max keeps the first of equal lengths
-    return float(best[0][1])
-
-
 def score_doc(doc: dict, responses: list[str], workers: int = 2, deadline_s: float = 5.0) -> dict[str, float]:
     """The task metrics of one doc's k samples (spec section 6): accuracy, pass@k, maj@k, latency."""
     from harness.grading import grade_many
+    from harness.metrics import maj_at_k
 
     stats = _stats_of(responses, doc)
     truncated = [s.get("end_reason") in ("budget", "max_steps") for s in stats]
@@ -101,7 +81,8 @@ def score_doc(doc: dict, responses: list[str], workers: int = 2, deadline_s: flo
     return {
         "acc": c / n,
         "pass@k": float(c > 0),  # the unbiased estimator 1 - C(n-c, k)/C(n, k) at k = n
-        "maj@k": majority_correct(grades, doc["benchmark"]),
+        "maj@k": maj_at_k([g.extracted for g in grades], str(doc["answer"]), doc["benchmark"],
+                          workers=workers, deadline_s=deadline_s),
         "critical_path_tokens": _mean([s["critical_path_tokens"] for s in stats]),
         "total_tokens": _mean([s["total_tokens"] for s in stats]),
         "self_parallelism": _mean([s["self_parallelism"] for s in stats]),
