@@ -1,13 +1,15 @@
 """The project's own character-level tokenizer, for the toy models and the tests' tiny models.
 
 One id per character of printable ASCII plus newline, the format tags of spec section 1 as single special
-ids, and Qwen-style chat markers. It is a plain `tokenizer.json` (HF `tokenizers`), so transformers and vLLM
+ids, and Qwen-style chat markers. Optional `extra_tokens` keep longer strings whole ("+9", a fixed
+phrase), the way a BPE vocabulary would. It is a plain `tokenizer.json` (HF `tokenizers`), so transformers and vLLM
 load it like any other tokenizer, with no remote code.
 """
 
 from __future__ import annotations
 
 import string
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness.trajectory import SPECIAL_TOKENS
@@ -35,11 +37,28 @@ def char_vocab() -> dict[str, int]:
     return {tok: i for i, tok in enumerate(tokens)}
 
 
-def build_char_tokenizer(out_dir: str | Path | None = None):
-    """Build (and with `out_dir`, save) the character-level tokenizer as a `PreTrainedTokenizerFast`."""
+def check_extra_tokens(extra_tokens: Sequence[str]) -> list[str]:
+    """`extra_tokens` as a list, or ValueError naming the first entry that cannot be one: each must be two
+    or more printable characters, and all distinct."""
+    out = list(extra_tokens)
+    for t in out:
+        if not isinstance(t, str) or len(t) < 2 or any(c not in CHARACTERS for c in t):
+            raise ValueError(f"extra token must be a string of 2+ printable characters, got {t!r}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"extra tokens must be distinct, got {out!r}")
+    return out
+
+
+def build_char_tokenizer(out_dir: str | Path | None = None, extra_tokens: Sequence[str] = ()):
+    """Build (and with `out_dir`, save) the character-level tokenizer as a `PreTrainedTokenizerFast`.
+
+    Each of `extra_tokens` becomes one id wherever it occurs (longest match first), the way a BPE
+    vocabulary keeps frequent strings whole; the toy models use them for their prompt's fixed phrases and
+    for an operator with its digit."""
     from tokenizers import AddedToken, Tokenizer, decoders, models
     from transformers import PreTrainedTokenizerFast
 
+    extra_tokens = check_extra_tokens(extra_tokens)
     vocab = char_vocab()
     # BPE with no merges = one id per character; ~4x faster to encode than a per-character pre-tokenizer.
     core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=UNK_TOKEN))
@@ -47,6 +66,7 @@ def build_char_tokenizer(out_dir: str | Path | None = None):
     core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in CONTROL_TOKENS])
     core.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK_TAGS])
     core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
+    core.add_tokens([AddedToken(t, special=False, normalized=False) for t in extra_tokens])
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core,
         eos_token=IM_END,

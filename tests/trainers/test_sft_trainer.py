@@ -50,6 +50,10 @@ def test_bad_values_are_refused(tmp_path):
         load_config(cfg)
     with pytest.raises(InputError, match="max_tokens must be >= 16, got 3"):
         load_config(cfg, ["join=model", "max_tokens=3"])
+    with pytest.raises(InputError, match="extra_tokens needs model_init"):
+        load_config(cfg, ["join=model", "extra_tokens=[ab]"])
+    with pytest.raises(InputError, match="extra token must be a string of 2\\+ printable characters, got 'x'"):
+        load_config(cfg, ["join=model", "model=", "model_init={hidden_size: 64}", "extra_tokens=[x]"])
 
 
 def test_paper_defaults(tmp_path):
@@ -60,12 +64,10 @@ def test_paper_defaults(tmp_path):
     assert (cfg.warmup_steps, str(cfg.lr_scheduler_type.value), cfg.num_train_epochs) == (0.05, "cosine", 8.0)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
+def _short_run(tmp: Path) -> Path:
     """A short real run: 16 toy trajectories (parallel rendering), 3 epochs, a tiny from-scratch Qwen3."""
     from trainers.toy.make_toy_models import write_data
 
-    tmp = tmp_path_factory.mktemp("sft")
     data = write_data("parallel", tmp / "train.jsonl", limit=16)
     cfg = _write_yaml(
         tmp / "sft.yaml",
@@ -73,6 +75,7 @@ def trained(tmp_path_factory) -> Path:
             "dataset_path": [str(data)],
             "output_dir": str(tmp / "out"),
             "model_init": TINY_INIT,
+            "extra_tokens": ["sum:", "\\boxed{"],
             "max_tokens": 1024,
             "mask": "dense",
             "learning_rate": 3e-3,
@@ -88,6 +91,28 @@ def trained(tmp_path_factory) -> Path:
     )
     assert main(["train", "sft", "--config", str(cfg)]) == 0
     return tmp / "out"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    return _short_run(tmp_path_factory.mktemp("sft"))
+
+
+def test_rerun_gives_the_same_weights_bit_for_bit(trained, tmp_path):
+    """Fixed seeds, deterministic algorithms, one thread: `threadweaver toy train` relies on this."""
+    import hashlib
+
+    again = _short_run(tmp_path)
+    digest = [hashlib.sha256((d / "model.safetensors").read_bytes()).hexdigest() for d in (trained, again)]
+    assert digest[0] == digest[1]
+
+
+def test_extra_tokens_are_single_ids_in_the_saved_tokenizer(trained):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(trained))
+    ids = tok.encode("sum: a:3\n\\boxed{7}", add_special_tokens=False)
+    assert [tok.decode([i]) for i in ids] == ["sum:", " ", "a", ":", "3", "\n", "\\boxed{", "7", "}"]
 
 
 def test_short_run_loss_falls(trained):

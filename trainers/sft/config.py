@@ -34,6 +34,13 @@ class SFTConfig(TrainingArguments):
             "model with the project's character tokenizer (harness.tokenizer), seeded by `seed`."
         },
     )
+    extra_tokens: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "With model_init: strings the character tokenizer keeps as one token each, e.g. "
+            "['+9', '=4'] (harness.tokenizer.build_char_tokenizer)."
+        },
+    )
     dataset_path: list[str] = field(
         default_factory=list,
         metadata={
@@ -99,6 +106,11 @@ class SFTConfig(TrainingArguments):
             raise ValueError("model must be a checkpoint path when model_init is not set, got ''")
         if self.model_init is not None and not isinstance(self.model_init, dict):
             raise ValueError(f"model_init must be a mapping of Qwen3Config fields, got {self.model_init!r}")
+        if self.extra_tokens and self.model_init is None:
+            raise ValueError("extra_tokens needs model_init (a loaded checkpoint keeps its own tokenizer)")
+        from harness.tokenizer import check_extra_tokens
+
+        self.extra_tokens = check_extra_tokens(self.extra_tokens)
         if self.join not in JOIN_MODES:
             raise ValueError(f"join must be one of {JOIN_MODES}, got {self.join!r}")
         if self.mask not in MASK_KINDS:
