@@ -2,8 +2,8 @@
 
 One id per character of printable ASCII plus newline, the format tags of spec section 1 as single special
 ids, and Qwen-style chat markers. Optional `extra_tokens` keep longer strings whole ("+9", a fixed
-phrase), the way a BPE vocabulary would. It is a plain `tokenizer.json` (HF `tokenizers`), so transformers and vLLM
-load it like any other tokenizer, with no remote code.
+phrase), the way a BPE vocabulary would. It is a plain `tokenizer.json` (HF `tokenizers`), so transformers
+and vLLM load it like any other tokenizer, with no remote code.
 """
 
 from __future__ import annotations
@@ -53,8 +53,7 @@ def build_char_tokenizer(out_dir: str | Path | None = None, extra_tokens: Sequen
     """Build (and with `out_dir`, save) the character-level tokenizer as a `PreTrainedTokenizerFast`.
 
     Each of `extra_tokens` becomes one id wherever it occurs (longest match first), the way a BPE
-    vocabulary keeps frequent strings whole; the toy models use them for their prompt's fixed phrases and
-    for an operator with its digit."""
+    vocabulary keeps frequent strings whole (SFTConfig.extra_tokens sets them for from-scratch models)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models
     from transformers import PreTrainedTokenizerFast
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from harness.tokenizer import check_extra_tokens
+
 JOIN_MODES = ("model", "orchestrator")
 MASK_KINDS = ("auto", "dense", "flex")
 
@@ -108,8 +110,6 @@ class SFTConfig(TrainingArguments):
             raise ValueError(f"model_init must be a mapping of Qwen3Config fields, got {self.model_init!r}")
         if self.extra_tokens and self.model_init is None:
             raise ValueError("extra_tokens needs model_init (a loaded checkpoint keeps its own tokenizer)")
-        from harness.tokenizer import check_extra_tokens
-
         self.extra_tokens = check_extra_tokens(self.extra_tokens)
         if self.join not in JOIN_MODES:
             raise ValueError(f"join must be one of {JOIN_MODES}, got {self.join!r}")
