@@ -1,18 +1,29 @@
-"""The synthetic parallelisable toy task: independent mod-10 chains, summed at the end (issue 5).
+"""The synthetic parallelisable toy task: four independent mod-10 counters, reported together (issue 5).
 
-A problem holds 3-4 chains of single-digit operations applied left to right modulo 10; the answer is the
-sum of the chain results modulo 10. Each chain is an independent sub-result, so the solution is one
-fork-join block with one thread per chain, then a short sequential combination. Every problem has two
-renderings of exactly the same steps: the ThreadWeaver format (spec section 1) and plain sequential text.
+A problem holds four chains (a, b, c, d) of six keyed steps, each adding 1 or 2 modulo 10 from 0; the
+answer is the four chain results as one number ("6410"). Each chain is an independent sub-result, so the
+solution is one fork-join block with one thread per chain, then a short sequential tail that gathers the
+results. Every problem has two renderings of exactly the same steps: the ThreadWeaver format (spec
+section 1) and plain sequential text.
+
+Every step in the question carries its own one-letter key ("C+2"), and a solution step names the key
+before it uses the addend ("C+2=7": key, addend, running value). With the toy models' tokenizer (addends
+"+1", "+2" and chain labels "a=" .. "d=" are single tokens, STEP_TOKENS) a step is three moves that a
+1M-parameter model learns from scratch within minutes on a CPU: the next key (the letter after the
+previous one), the one token after that key in the question (a copy: the simplest induction pattern), and
+a one-entry table lookup (value + 1 or + 2). Designs that asked for more did not train within the
+15-CPU-minute budget (README, "Toy models"): operands found by counting positions, an operand two tokens
+after its key, and the full 10 x 10 addition table were each learned too late or not at all.
 
     from harness.toy import make_split, render_parallel
     p = make_split("test", 1)[0]
-    p.question      # "Work mod 10, left to right. a: 3+4*3+5; b: ...; c: .... Find (a+b+c) mod 10."
-    render_parallel(p)  # "<think>\\n<Parallel>\\n<Outlines>\\n<Outline>1: a</Outline>..."
+    p.question      # "Add mod 10. a: A+1 B+2 ...; b: G+2 ...; c: ...; d: ... Find abcd."
+    render_parallel(p)  # "<think>\\n4 chains.\\n<Parallel>\\n<Outlines>\\n<Outline>1: a</Outline>..."
 
 The parallel rendering is byte-for-byte what the trie rollout builds with join "model" (harness.jointext):
-threads joined as "\\n<Thread>\\n1:...</Thread><Thread>\\n2:...</Thread>", then "\\n", then the model
-writes "</Parallel>". Splits are deterministic (seeded) and no test question occurs in train.
+threads joined as "\\n<Thread>\\n1: 0 A+1=1 B+2=3 ... a=9</Thread><Thread>\\n2:...</Thread>", then "\\n",
+then the model writes "</Parallel>" and the tail ("answer: a=9 b=1 c=0 d=1", then "\\boxed{9101}").
+Splits are deterministic (seeded) and no test question occurs in train.
 """
 
 from __future__ import annotations
@@ -34,36 +45,39 @@ from harness.trajectory import (
 SPLIT_SEEDS = {"train": 1234, "test": 5678}
 SPLIT_SIZES = {"train": 20000, "test": 500}
 CHAIN_NAMES = "abcd"
-NUM_CHAINS = (3, 4, 4)  # threads per block, drawn uniformly from this tuple (4 twice as often)
-OPS_PER_CHAIN = (7, 7)  # inclusive range of operations per chain; fixed length puts every operand at a
-# fixed offset, which a tiny model learns in minutes (variable lengths did not train in 15 CPU-minutes)
+NUM_CHAINS = (4,)  # threads per block, drawn uniformly from this tuple
+STEPS_PER_CHAIN = 6  # steps per chain; every chain (so every thread) equally long
+ADDENDS = (1, 2)  # each step adds one of these (a small table: every step is a one-entry lookup)
+OP_KEYS = "ABCDEFGHIJKLMNOPQRSTUVWX"  # one single-token key per step: chain k, step i -> OP_KEYS[6k + i]
+# Strings the toy models' tokenizer keeps as one token each (trainers/toy/make_toy_models.py): the addends
+# "+1", "+2" and the chain-result labels "a=" .. "d=". Finding the addend of key C is then the simplest
+# induction pattern (match "C", copy the one token after it), and so is finding the result of chain c.
+STEP_TOKENS = tuple(f"+{d}" for d in ADDENDS) + tuple(f"{c}=" for c in CHAIN_NAMES)
 BENCHMARK = "toy"  # the grading.py benchmark key (graded like math)
 
 
 @dataclass(frozen=True)
 class ToyProblem:
-    """One problem: `chains[k] = (start, ((op, digit), ...))`; `answer` the gold digit as a string."""
+    """One problem: `chains[k]` the addends of chain k; `answer` the gold chain results as one string."""
 
     problem_id: str
-    chains: tuple[tuple[int, tuple[tuple[str, int], ...]], ...]
+    chains: tuple[tuple[int, ...], ...]
 
     @property
     def question(self) -> str:
         parts = [
-            f"{CHAIN_NAMES[k]}: {start}" + "".join(f"{op}{d}" for op, d in ops)
-            for k, (start, ops) in enumerate(self.chains)
+            f"{CHAIN_NAMES[k]}: " + " ".join(f"{op_key(k, i)}+{d}" for i, d in enumerate(digits))
+            for k, digits in enumerate(self.chains)
         ]
-        names = "+".join(CHAIN_NAMES[: len(self.chains)])
-        return f"Work mod 10, left to right. {'; '.join(parts)}. Find ({names}) mod 10."
+        return f"Add mod 10. {'; '.join(parts)}. Find {CHAIN_NAMES[: len(self.chains)]}."
 
     def chain_steps(self, k: int) -> tuple[list[str], int]:
-        """The steps of chain k ("+4=7": the previous value, op, digit) and its result."""
-        value, ops = self.chains[k]
-        steps = []
-        for op, d in ops:
-            new = (value + d) % 10 if op == "+" else (value * d) % 10
-            steps.append(f"{op}{d}={new}")
-            value = new
+        """The steps of chain k from 0: "0", then "A+1=1", "B+2=3", ... (key, addend, running value mod
+        10), and its result."""
+        value, steps = 0, ["0"]
+        for i, d in enumerate(self.chains[k]):
+            value = (value + d) % 10
+            steps.append(f"{op_key(k, i)}+{d}={value}")
         return steps, value
 
     @property
@@ -72,7 +86,13 @@ class ToyProblem:
 
     @property
     def answer(self) -> str:
-        return str(sum(self.results) % 10)
+        return "".join(str(r) for r in self.results)
+
+
+def op_key(k: int, i: int) -> str:
+    """The key of step i (0-based) of chain k: its own capital letter, so finding an addend in the
+    question is a one-token match followed by a copy of the next token (the simplest induction pattern)."""
+    return OP_KEYS[k * STEPS_PER_CHAIN + i]
 
 
 def to_doc(p: ToyProblem) -> dict:
@@ -81,14 +101,10 @@ def to_doc(p: ToyProblem) -> dict:
 
 
 def _random_problem(rng: random.Random, problem_id: str) -> ToyProblem:
-    chains = []
-    for _ in range(rng.choice(NUM_CHAINS)):
-        ops = []
-        for _ in range(rng.randint(*OPS_PER_CHAIN)):
-            op = rng.choice("+*")
-            ops.append((op, rng.randint(1, 9) if op == "+" else rng.randint(2, 9)))
-        chains.append((rng.randint(1, 9), tuple(ops)))
-    return ToyProblem(problem_id, tuple(chains))
+    chains = tuple(
+        tuple(rng.choice(ADDENDS) for _ in range(STEPS_PER_CHAIN)) for _ in range(rng.choice(NUM_CHAINS))
+    )
+    return ToyProblem(problem_id, chains)
 
 
 @lru_cache(maxsize=4)
@@ -119,24 +135,20 @@ def _intro(p: ToyProblem) -> str:
 
 
 def _combination(p: ToyProblem) -> str:
-    """Sequential tail: the running sum mod 10, then the boxed answer after </think>."""
-    res = p.results
-    acc, steps = res[0], []
-    for r in res[1:]:
-        new = (acc + r) % 10
-        steps.append(f"{acc}+{r}={new}")
-        acc = new
-    return f"sum: {' '.join(steps)}\n</think>\n\n\\boxed{{{acc}}}"
+    """Sequential tail: each chain's result copied by name ("answer: a=6 b=4 c=1 d=0"), then the digits
+    boxed after </think> ("\\boxed{6410}")."""
+    steps = " ".join(f"{CHAIN_NAMES[k]}={r}" for k, r in enumerate(p.results))
+    return f"answer: {steps}\n</think>\n\n\\boxed{{{p.answer}}}"
 
 
 def _chain_line(p: ToyProblem, k: int) -> str:
     steps, value = p.chain_steps(k)
-    return f" {p.chains[k][0]} {' '.join(steps)} {CHAIN_NAMES[k]}={value}"
+    return f" {' '.join(steps)} {CHAIN_NAMES[k]}={value}"
 
 
 def render_sequential(p: ToyProblem) -> str:
     """The completion in plain sequential text (the model writes <think> itself)."""
-    lines = "".join(f"{CHAIN_NAMES[k]}:{_chain_line(p, k)}\n" for k in range(len(p.chains)))
+    lines = "".join(f"{k + 1}:{_chain_line(p, k)}\n" for k in range(len(p.chains)))
     return f"<think>\n{_intro(p)}{lines}{_combination(p)}"
 
 

@@ -3,15 +3,18 @@
     python -m trainers.toy.make_toy_models [threadweaver] [sequential]   # or: threadweaver toy train
 
 Each model: the toy task's train split rendered one way (harness.toy), then `threadweaver train sft` with
-trainers/toy/configs/toy-<name>.yaml. Seeds are fixed, torch runs with deterministic algorithms and one CPU
-thread, so a rerun on the same platform (CPU, torch version, instruction set) gives the same weights bit for
-bit; other CPUs or torch builds may differ in the last bits (different kernels), GPUs certainly do.
+trainers/toy/configs/toy-<name>.yaml plus the task's step tokens (harness.toy.STEP_TOKENS), each model
+alone on two CPU threads (README, "Toy models", for the measured times). Seeds are fixed and torch runs with deterministic algorithms and a fixed thread count, so a rerun
+on the same platform (CPU, torch version, instruction set, thread count) is meant to give the same weights
+bit for bit (tests/trainers/test_sft_trainer.py checks it on a short run); other CPUs or torch builds may
+differ in the last bits (different kernels), GPUs certainly do.
 The checkpoint directory keeps only plain files: safetensors weights, config, tokenizer, generation config,
 the loss log and TRAINING.json (times and losses); Trainer's pickled training_args.bin is removed.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import shutil
@@ -49,6 +52,8 @@ def write_data(mode: str, out: Path, limit: int | None = None) -> Path:
 def make_model(which: str, models_dir: Path, overrides: list[str] = ()) -> dict:
     """Train one toy model (`which` in MODES) into models_dir/toy-<which>; return the training summary."""
     from harness.commands.train import load_config
+    from harness.tokenizer import check_extra_tokens
+    from harness.toy import STEP_TOKENS
     from trainers.sft.trainer import train_sft
 
     if which not in MODES:
@@ -61,6 +66,8 @@ def make_model(which: str, models_dir: Path, overrides: list[str] = ()) -> dict:
             CONFIG_DIR / f"toy-{which}.yaml",
             [f"dataset_path=[{data}]", f"output_dir={tmp / 'out'}", *overrides],
         )
+        # the config lists the prompt's phrases; the task's step tokens come from the task module
+        config.extra_tokens = check_extra_tokens([*config.extra_tokens, *STEP_TOKENS])
         cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         summary = train_sft(config)
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -85,10 +92,14 @@ def make_models(which: tuple[str, ...], models_dir: Path, overrides: list[str] =
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    which = tuple(a for a in argv if not a.startswith("--")) or tuple(MODES)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("which", nargs="*", help=f"models to make, of {sorted(MODES)} (default: both)")
+    args = parser.parse_args(argv)
+    for w in args.which:
+        if w not in MODES:
+            parser.error(f"unknown model {w!r}; choose from {sorted(MODES)}")
     models_dir = Path(__file__).resolve().parents[2] / "models"
-    for summary in make_models(which, models_dir):
+    for summary in make_models(tuple(args.which) or tuple(MODES), models_dir):
         print(json.dumps(summary))
     return 0
 
