@@ -3,11 +3,11 @@
     python benchmarks/toy_probe.py models/toy-sequential sequential [--problems 40]
 
 Feeds prompt + gold completion of held-out tw_toy problems and reports, per token kind, how often the
-argmax prediction is the gold token: `key` (the next key letter: local), `operand` (the addend after
+argmax prediction is the gold token: `key` (the next key letter: local), `addend` (the addend after
 that key in the question, "+2": a copy), `result` (running value mod 10: one table entry), `final` (the
 chain result closing a thread, "c=1": local), `answer` (a chain result copied into the answer line),
 `boxed` (the answer digits), `other` (format). A model that has learned the task scores ~1.0 everywhere;
-chance for `operand` is 1 / len(harness.toy.ADDENDS).
+chance for `addend` is 1 / len(harness.toy.ADDENDS).
 """
 
 from __future__ import annotations
@@ -16,19 +16,19 @@ import argparse
 import json
 from collections import Counter
 
-from harness.toy import CHAIN_NAMES, STEP_TOKENS
+from harness.toy import STEP_TOKENS
 
 
-def token_kind(toks: list[str], j: int, in_sum: bool) -> str:
+def token_kind(toks: list[str], j: int, in_answer: bool) -> str:
     """The kind of token j (characters, plus the one-token addends "+1" and chain labels "a=")."""
     c, p1 = toks[j], toks[j - 1]
     if c in STEP_TOKENS and c[0] == "+":
-        return "operand"
+        return "addend"
     if c.isdigit() and p1 in STEP_TOKENS:  # after a chain label "a="
-        return "answer" if in_sum else "final"
+        return "answer" if in_answer else "final"
     if c.isdigit() and p1 == "=":
         return "result"
-    if c.isdigit() and in_sum:
+    if c.isdigit() and in_answer:
         return "boxed"
     if c.isupper() and len(c) == 1:
         return "key"
@@ -50,10 +50,10 @@ def probe(path: str, mode: str, problems: int = 40) -> dict:
         with torch.no_grad():
             pred = model(torch.tensor([ids])).logits[0].argmax(-1).tolist()
         chars = [tok.decode([i]) for i in ids]
-        in_sum = False
+        in_answer = False
         for j in range(len(prompt), len(ids)):
-            in_sum = in_sum or chars[j] == "answer:"
-            kind = token_kind(chars, j, in_sum)
+            in_answer = in_answer or chars[j] == "answer:"
+            kind = token_kind(chars, j, in_answer)
             total[kind] += 1
             right[kind] += pred[j - 1] == ids[j]
     return {k: round(right[k] / total[k], 3) for k in sorted(total)} | {"tokens": dict(total)}

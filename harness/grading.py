@@ -1,7 +1,8 @@
 """Math grading: extract the last boxed answer, compare with math-verify, in worker processes with a deadline.
 
 Spec section 1: the final answer is the content of the LAST `\\boxed{...}` in the output; no box = not correct.
-math-verify (gold first) decides equivalence after the normalisations of `harness.answer_norm`. Its own
+math-verify (gold first) decides equivalence after the normalisations of `harness.answer_norm`; the toy
+task's answers are digit strings and must match exactly after normalising ("0917" is not "917"). Its own
 timeouts use SIGALRM and cannot interrupt big-integer work in C (`\\boxed{9^{9^{9^{9}}}}`), so every
 comparison runs in a worker process that is SIGKILLed when it passes the per-sample deadline.
 
@@ -29,6 +30,7 @@ from harness import answer_norm as norm
 
 STATUSES = ("correct", "wrong", "no_answer", "truncated", "timeout", "grader_error")
 BENCHMARKS = ("aime24", "aime25", "amc23", "math500", "minerva_math", "olympiadbench", "toy")
+DIGIT_STRING_BENCHMARKS = ("toy",)  # answers are digit strings compared exactly (leading zeros count)
 MINERVA_REL_TOL = 1e-2  # Minerva protocol: numeric answers agree within a 1% relative tolerance
 WORKER_START_S = 120.0  # a worker must import math-verify and report ready within this time
 _BOX_COMMANDS = ("\\boxed", "\\fbox", "\\framebox")
@@ -162,6 +164,8 @@ def is_equivalent(pred: str, gold: str, benchmark: str, _split: bool = True) -> 
         return False
     if g == p:
         return True
+    if benchmark in DIGIT_STRING_BENCHMARKS:
+        return False  # the answer is a digit string: "0917" is not "917"
     gi = norm.simple_integer(g)
     if gi is not None and (pi := norm.simple_integer(p)) is not None:
         return gi == pi  # "025" == "25", "27.0" == "27"

@@ -1,7 +1,7 @@
 """The synthetic parallelisable toy task: four independent mod-10 counters, reported together (issue 5).
 
 A problem holds four chains (a, b, c, d) of six keyed steps, each adding 1 or 2 modulo 10 from 0; the
-answer is the four chain results as one number ("6410"). Each chain is an independent sub-result, so the
+answer is the four chain results as one digit string ("9101", graded exactly). Each chain is an independent sub-result, so the
 solution is one fork-join block with one thread per chain, then a short sequential tail that gathers the
 results. Every problem has two renderings of exactly the same steps: the ThreadWeaver format (spec
 section 1) and plain sequential text.
@@ -135,8 +135,8 @@ def _intro(p: ToyProblem) -> str:
 
 
 def _combination(p: ToyProblem) -> str:
-    """Sequential tail: each chain's result copied by name ("answer: a=6 b=4 c=1 d=0"), then the digits
-    boxed after </think> ("\\boxed{6410}")."""
+    """Sequential tail: each chain's result copied by name ("answer: a=9 b=1 c=0 d=1"), then the digits
+    boxed after </think> ("\\boxed{9101}")."""
     steps = " ".join(f"{CHAIN_NAMES[k]}={r}" for k, r in enumerate(p.results))
     return f"answer: {steps}\n</think>\n\n\\boxed{{{p.answer}}}"
 

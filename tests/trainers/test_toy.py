@@ -32,7 +32,7 @@ def test_splits_are_deterministic_and_disjoint():
 
 
 def test_every_digit_is_keyed_in_the_question_and_the_steps():
-    """Each step names its key ("C+7=1"), and the question holds that key once, with the same digit."""
+    """Each step names its key ("C+2=7"), and the question holds that key once, with the same digit."""
     for p in TEST[:50]:
         keyed = dict(re.findall(r"([A-Z])\+(\d)", p.question))
         assert len(keyed) == sum(len(digits) for digits in p.chains)
@@ -76,7 +76,8 @@ def test_gold_critical_path_speedup_exceeds_target():
 
 
 def test_gold_renderings_grade_correct():
-    """Answers are digit strings, some with a leading zero ("0917"): graded like math, exactly."""
+    """Answers are digit strings, some with a leading zero ("0917"), compared exactly: dropping the
+    zero (chain a's result) is wrong, though "917" and "0917" are the same number."""
     from harness.grading import grade
 
     leading_zero = [p for p in TEST if p.answer.startswith("0")][:3]
@@ -85,6 +86,10 @@ def test_gold_renderings_grade_correct():
         assert grade(toy.render_parallel(p), p.answer, toy.BENCHMARK).status == "correct"
         wrong = p.answer[:-1] + str((int(p.answer[-1]) + 1) % 10)
         assert grade(toy.render_sequential(p), wrong, toy.BENCHMARK).status == "wrong"
+    p = leading_zero[0]
+    dropped = toy.render_sequential(p).replace(f"\\boxed{{{p.answer}}}", f"\\boxed{{{p.answer[1:]}}}")
+    assert grade(dropped, p.answer, toy.BENCHMARK).status == "wrong"
+    assert grade(dropped, p.answer, "math500").status == "correct"  # a number elsewhere
 
 
 def test_prompt_uses_chat_template_and_spec_instruction():
@@ -133,12 +138,14 @@ def test_shipped_models_are_small_plain_checkpoints(name):
 
 @pytest.mark.parametrize("name", ["toy-threadweaver", "toy-sequential"])
 def test_shipped_tokenizers_keep_step_tokens_whole(name):
-    """The shipped models were trained with the task's current step tokens, each one id, and their
-    tokenizer round-trips both renderings (a task change without retraining fails here)."""
+    """The shipped models were trained with the task's current step tokens and their config's phrases, each
+    one id (changing either without retraining fails here), and their tokenizer round-trips both renderings."""
+    import yaml
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(REPO_ROOT / "models" / name / "tokenizer.json"))
-    for t in toy.STEP_TOKENS:
+    config = yaml.safe_load((REPO_ROOT / "trainers" / "toy" / "configs" / f"{name}.yaml").read_text())
+    for t in [*toy.STEP_TOKENS, *config["extra_tokens"]]:
         assert len(tok.encode(t, add_special_tokens=False).ids) == 1, t
     for p in TEST[:3]:
         for text in (p.question, toy.render(p, "parallel"), toy.render(p, "sequential")):

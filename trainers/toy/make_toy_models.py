@@ -4,9 +4,11 @@
 
 Each model: the toy task's train split rendered one way (harness.toy), then `threadweaver train sft` with
 trainers/toy/configs/toy-<name>.yaml plus the task's step tokens (harness.toy.STEP_TOKENS), each model
-alone on two CPU threads (README, "Toy models", for the measured times). Seeds are fixed and torch runs with deterministic algorithms and a fixed thread count, so a rerun
-on the same platform (CPU, torch version, instruction set, thread count) is meant to give the same weights
-bit for bit (tests/trainers/test_sft_trainer.py checks it on a short run); other CPUs or torch builds may
+alone on two CPU threads (README, "Toy models", for the measured times). Seeds are fixed and torch runs
+with deterministic algorithms and a fixed thread count, so a rerun on the same platform (CPU, torch
+version, instruction set, thread count) gives the same weights bit for bit: a full rerun of
+toy-sequential reproduced the shipped model.safetensors exactly (same SHA-256), and
+tests/trainers/test_sft_trainer.py checks it on a short one-thread run. Other CPUs or torch builds may
 differ in the last bits (different kernels), GPUs certainly do.
 The checkpoint directory keeps only plain files: safetensors weights, config, tokenizer, generation config,
 the loss log and TRAINING.json (times and losses); Trainer's pickled training_args.bin is removed.
