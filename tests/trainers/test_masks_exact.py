@@ -219,3 +219,16 @@ def test_auto_picks_flex_for_long_rows():
     assert resolve_mask_kind("auto", FLEX_MIN_TOKENS) == ("flex" if flex_available() else "dense")
     with pytest.raises(ValueError, match="mask must be one of"):
         resolve_mask_kind("sparse", 10)
+
+
+def test_move_rebuilds_a_flex_mask_whose_captured_tensors_are_elsewhere():
+    """BlockMask.to moves only the block tables; collate.move rebuilds the mask where tin/tout now are
+    (without it a CUDA kernel would index the collator's CPU tensors: the GPU test above failed so)."""
+    per_traj, row, _ = _units_and_row()
+    batch = collate([row, pack_units(per_traj[1])], mask="flex", pad_id=0, pad_to_multiple=128)
+    same = move(batch, "cpu")
+    assert same["attention_mask"] is batch["attention_mask"]  # already where its tensors are
+    batch["attention_mask"].mask_mod.index_device = torch.device("meta")  # as if built on another device
+    moved = move(batch, "cpu")["attention_mask"]
+    assert moved is not batch["attention_mask"] and moved.mask_mod.index_device == torch.device("cpu")
+    assert torch.equal(block_mask_to_dense(moved), dense_mask(batch["tin"], batch["tout"]))

@@ -74,8 +74,19 @@ def collate(
 
 
 def move(batch: dict, device) -> dict:
-    """The batch with its tensors and BlockMask on `device`."""
-    return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+    """The batch with its tensors and mask on `device`.
+
+    A flex BlockMask is rebuilt there from the moved `tin` / `tout`: its mask_mod indexes tensors that it
+    captured where it was built (the collator's CPU), and `BlockMask.to` moves only the block tables, so a
+    CUDA kernel would read CPU memory (Inductor refuses to compile it). Trainer moves the block tables
+    itself, so the check is on the captured tensors' device."""
+    out = {k: v.to(device) if hasattr(v, "to") and k != "attention_mask" else v for k, v in batch.items()}
+    mask = batch["attention_mask"]
+    if batch["mask_kind"] != "flex":
+        out["attention_mask"] = mask.to(device)
+    elif getattr(mask.mask_mod, "index_device", None) != out["tin"].device:
+        out["attention_mask"] = block_mask(out["tin"], out["tout"], block_size=mask.BLOCK_SIZE[0])
+    return out
 
 
 def model_inputs(batch: dict) -> dict:

@@ -90,6 +90,8 @@ def block_mask(tin, tout, block_size: int = BLOCK_SIZE):
     def mask_mod(b, h, q_idx, kv_idx):
         return (tin_p[b, kv_idx] <= tin_p[b, q_idx]) & (tout_p[b, q_idx] <= tout_p[b, kv_idx])
 
+    mask_mod.index_device = tin.device  # BlockMask.to does not move what mask_mod captured (collate.move)
+
     kv_num, kv_idx = _table(partial)
     full_num, full_idx = _table(full)
     return BlockMask.from_kv_blocks(

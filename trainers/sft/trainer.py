@@ -100,12 +100,14 @@ def pack_records(records: list[dict], tokenizer, config: SFTConfig):
 def _make_trainer_class():
     from transformers import Trainer, TrainerCallback
 
-    from trainers.sft.collate import model_inputs, packed_loss
+    from trainers.sft.collate import model_inputs, move, packed_loss
 
     class PackedSFTTrainer(Trainer):
         """Trainer whose loss is the mean cross-entropy over the batch's supervised tree edges."""
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            # Trainer moved the tensors; the flex BlockMask follows them (collate.move)
+            inputs = move(inputs, inputs["input_ids"].device)
             outputs = model(**model_inputs(inputs))
             total = packed_loss(outputs.logits, inputs["labels"], reduction="sum")
             loss = total / inputs["num_supervised_tokens"].clamp(min=1).to(total.device)
