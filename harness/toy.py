@@ -3,8 +3,8 @@
 A problem holds four chains (a, b, c, d) of six keyed steps, each adding 1 or 2 modulo 10 from 0; the
 answer is the four chain results as one digit string ("9101", graded exactly). Each chain is an
 independent sub-result, so the solution is one fork-join block with one thread per chain, then a short
-sequential tail that gathers the results. Every problem has two renderings of exactly the same steps: the ThreadWeaver format (spec
-section 1) and plain sequential text.
+sequential tail that gathers the results. Every problem has two renderings of exactly the same steps:
+the ThreadWeaver format (spec section 1) and plain sequential text.
 
 Every step in the question carries its own one-letter key ("C+2"), and a solution step names the key
 before it uses the addend ("C+2=7": key, addend, running value). With the toy models' tokenizer (addends
