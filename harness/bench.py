@@ -25,7 +25,7 @@ from pathlib import Path
 
 from harness.engines.base import Request
 from harness.errors import InputError
-from harness.jointext import block_close, close_thread, joined_thread_prefix, thread_request_suffix
+from harness.formats.threadweaver import ThreadWeaverFormat
 from harness.jsonl import iter_jsonl
 
 # spec section 7: ThreadWeaver total tokens and self-parallelism per benchmark
@@ -36,6 +36,7 @@ PAPER_STATS: dict[str, tuple[int, float]] = {
 BLOCKS = 4
 THREADS_PER_BLOCK = 2
 PROMPT_TOKENS = 32
+_TW = ThreadWeaverFormat()
 
 
 @dataclass
@@ -75,12 +76,11 @@ def structures_from_records(path: Path, scale: float = 1.0) -> list[Structure]:
     """Structures from a `threadweaver rollout` record file: the request log of each trajectory
     (sequential requests -> segments, consecutive thread requests -> one block), lengths / scale."""
     out = []
-    for where, record in iter_jsonl(path, required=("requests",)):
-        reqs = record["requests"]
+    for where, record in iter_jsonl(path, required=("units",)):
         items: list[int | list[int]] = []
-        for r in reqs:
-            n = max(1, round(r["completion_tokens"] / scale))
-            if r["kind"] == "thread":
+        for r in record["units"]:
+            n = max(1, round(len(r["completion_ids"]) / scale))
+            if r["kind"] == "branch":
                 if items and isinstance(items[-1], list):  # threads of one block are logged together
                     items[-1].append(n)
                 else:
@@ -132,19 +132,20 @@ async def _parallel(engine, s: Structure, prompt: list[int], temperature: float,
             tokens += len(c.token_ids)
             continue
         nums = [str(i) for i in range(1, len(item) + 1)]
-        prefill += sum(len(ctx) - computed + len(ids(thread_request_suffix(n))) for n in nums)
+        suffix = ["".join(_TW.branch_header(n, k, joined=False)) for k, n in enumerate(nums)]
+        prefill += sum(len(ctx) - computed + len(ids(s)) for s in suffix)
         cs = await asyncio.gather(*(
-            engine.generate(Request(ctx + ids(thread_request_suffix(n)), t, temperature=temperature, ignore_eos=True))
-            for n, t in zip(nums, item, strict=True)
+            engine.generate(Request(ctx + ids(s), t, temperature=temperature, ignore_eos=True))
+            for s, t in zip(suffix, item, strict=True)
         ))  # fmt: skip
         for k, (n, c) in enumerate(zip(nums, cs, strict=True)):
-            ctx += ids(joined_thread_prefix(n, first=k == 0)) + c.token_ids
+            ctx += ids("".join(_TW.branch_header(n, k, joined=True))) + c.token_ids
             computed = len(ctx) - 1 if k == 0 else computed  # later threads sat at other positions
-            if close_thread(c.text) != c.text:
-                ctx += ids("</Thread>")
+            if not c.text.endswith(_TW.branch_close):
+                ctx += ids(_TW.branch_close)
             spans.append((c.start_s, c.end_s))
             tokens += len(c.token_ids)
-        ctx += ids(block_close("orchestrator"))
+        ctx += ids(_TW.after_join("orchestrator"))
     wall = time.perf_counter() - t0
     return _Run(wall, _covered(spans), tokens, prefill)
 

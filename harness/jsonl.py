@@ -13,10 +13,13 @@ from pathlib import Path
 from harness.errors import InputError
 
 
-def iter_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> Iterator[tuple[str, dict]]:
+def iter_jsonl(path: str | Path, required: tuple[str, ...] = (), allow_torn_tail: bool = False
+               ) -> Iterator[tuple[str, dict]]:  # fmt: skip
     """Yield `("FILE:LINE", object)` for each non-blank line, streaming; InputError on the first bad line.
 
     `required`: fields every object must have. Field types are the caller's to check (with `where`).
+    `allow_torn_tail`: a last line that does not parse and has no newline (the half line of a killed
+    writer) is skipped; any other bad line stays an error.
     """
     path = Path(path)
     try:
@@ -34,6 +37,8 @@ def iter_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> Iterator[tup
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
+                    if allow_torn_tail and not line.endswith("\n"):
+                        return
                     raise InputError(f"{where}: bad JSON ({exc.msg}, column {exc.colno})") from None
                 if not isinstance(obj, dict):
                     raise InputError(f"{where}: expected a JSON object, got {type(obj).__name__}")

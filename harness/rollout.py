@@ -1,23 +1,23 @@
-"""The trie rollout (spec section 2): parallel reasoning on an unmodified engine, on token ids end to end.
+"""The trie rollout: parallel reasoning in any format on an unmodified engine, on token ids end to end.
 
-    records = rollout_sync(engine, [prompt_ids], RolloutConfig(join="model", budget_tokens=40960))
+    records = rollout_sync(engine, [prompt_ids], RolloutConfig(format="threadweaver", budget_tokens=40960))
 
-A per-trajectory state machine issues plain completion requests:
-1. sequential step: continue the context, stop at `</Outlines>` or end of sequence;
-2. read the outline numbers of that step's last `<Outlines>` group (harness.trajectory.outline_numbers);
-3. parallel step: one request per number, prompt = context + `thread_request_suffix(i)`, stop at
-   `</Thread>`; all threads of a block are submitted together (asyncio.gather);
-4. join and close with the exact pieces of harness.jointext; back to 1.
-All trajectories run at once, so the engine's continuous batching and prefix caching do the work.
+A per-trajectory state machine issues plain completion requests; its steps come from the format object
+(harness/formats/base.py has the loop: trunk step to the fork trigger, one request per branch with the
+branch header, join, after-join text, an optional runtime-run summary). Branches of a block run at once,
+and all trajectories run at once, so the engine's continuous batching and prefix caching do the work.
+Nested blocks (formats with `max_depth` > 1) run the same loop inside a branch.
 
-Token ids: the context is a list of ids. Each inserted piece (thread header, join prefix, `</Thread>`,
-block close) is tokenised on its own (add_special_tokens=False) and appended. With tags as single special
-ids the pieces meet at token boundaries, so this equals tokenising the joined text. Exception: a tokenizer
-that would merge characters across a piece boundary (e.g. BPE merging the "\\n" before `<Thread>` with the
-completion's last characters) gives ids that differ from tokenising the whole text; the rollout keeps the
-piece-wise ids, which is what the engine saw. The output `text` is the decode of the output ids.
+Token ids: the context is a list of ids. Each inserted piece (branch wrapper, branch header, forced close,
+after-join text) is tokenised on its own and appended; with tags as single special ids the pieces meet at
+token boundaries. A BPE tokenizer may merge characters across a piece boundary when the whole text is
+encoded at once ("\\n1:" then "\\n..." -> ":\\n"); the rollout keeps the piece-wise ids, which is what the
+engine saw, and the record keeps them (`response_ids`, `units`).
 
-Faults (issue 3, item 4) are data: each one is closed deterministically and named in `faults`.
+Counting is record first (formats.md section 3): the rollout counts the tokens of each branch and of
+everything else from the requests it issued, in the engine tokenizer's unit, so a fork the runtime
+refused counts as sequential and a tokenizer without single-id tags counts exactly too. Faults (what the
+rollout had to close, drop or refuse) are data: each is closed deterministically and named in `faults`.
 """
 
 from __future__ import annotations
@@ -27,43 +27,31 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from harness.counting import metrics_from_counts
 from harness.engines.base import Completion, Request
-from harness.jointext import (
-    JOIN_MODES,
-    block_close,
-    close_thread,
-    joined_thread_prefix,
-    thread_request_suffix,
-)
-from harness.trajectory import (
-    OUTLINES_CLOSE,
-    OUTLINES_OPEN,
-    PARALLEL_CLOSE,
-    PARALLEL_OPEN,
-    THREAD_CLOSE,
-    measure_ids,
-    measure_text,
-    outline_numbers,
-)
-
-END_REASONS = ("eos", "budget", "max_steps", "error")
+from harness.formats import DEFAULT_FORMAT, ParallelFormat, get_format
+from harness.records import SampleRecord, Unit
+from harness.tokens import count_unit
 
 
 @dataclass
 class RolloutConfig:
-    """Settings of the trie rollout (spec section 2)."""
+    """Settings of the trie rollout (threadweaver.md section 2; formats.md section 2)."""
 
     parallel: bool = True
     """False = plain autoregressive decoding (tags are text), same code path: the sequential baseline."""
-    join: str = "model"
-    """"model": append "\\n" after the threads and the model writes </Parallel> (reference code);
-    "orchestrator": append "\\n</Parallel>" (the paper's text)."""
+    format: str = DEFAULT_FORMAT
+    """The parallel format (harness.formats): its tags and runtime loop."""
+    join: str | None = None
+    """Who closes a block, where the format offers a choice (ThreadWeaver: "model" appends "\\n" and the
+    model writes </Parallel>, as the reference code; "orchestrator" appends "\\n</Parallel>", as the paper).
+    None = the format's default."""
     budget_tokens: int = 40960
-    """Total tokens of one trajectory over ALL branches (generated + inserted); spec section 2, paper: 40k."""
+    """Total tokens of one trajectory over ALL branches (generated + inserted); paper: 40k."""
     max_steps: int = 32
-    """Most sequential steps per trajectory (reference code: 32)."""
-    max_threads: int = 50
-    """Most threads run per block; further outlines are dropped and recorded (spec section 1: <= 50)."""
+    """Most sequential requests of the trunk per trajectory (reference code: 32)."""
+    max_branches: int = 50
+    """Most branches run per block; further ones are dropped and recorded (threadweaver.md: <= 50)."""
     temperature: float = 1.0
     """0 = greedy."""
     top_p: float = 1.0
@@ -72,17 +60,22 @@ class RolloutConfig:
     """-1 = off, else >= 1."""
     seed: int | None = None
     """Sample k of a prompt uses seed + k; None = random."""
+    logprobs: bool = False
+    """Ask the engine for the log-probability of every completion token (RL); kept in each unit."""
     retries: int = 2
     """Retries of a failed engine call before the trajectory ends with end_reason "error"."""
     retry_backoff_s: float = 1.0
     """Wait before retry r is retry_backoff_s * 2**r."""
 
     def __post_init__(self) -> None:
+        fmt = get_format(self.format)  # InputError for an unknown name
+        if self.join is None:
+            self.join = fmt.default_join()
         checks = [
-            ("join", self.join in JOIN_MODES, f"one of {JOIN_MODES}"),
+            ("join", self.join in fmt.join_modes, f"one of {fmt.join_modes} for format {fmt.name!r}"),
             ("budget_tokens", isinstance(self.budget_tokens, int) and self.budget_tokens >= 1, "an int >= 1"),
             ("max_steps", isinstance(self.max_steps, int) and self.max_steps >= 1, "an int >= 1"),
-            ("max_threads", isinstance(self.max_threads, int) and self.max_threads >= 1, "an int >= 1"),
+            ("max_branches", isinstance(self.max_branches, int) and self.max_branches >= 1, "an int >= 1"),
             ("temperature", self.temperature >= 0, ">= 0"),
             ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
             ("top_k", self.top_k == -1 or self.top_k >= 1, "-1 or >= 1"),
@@ -94,45 +87,6 @@ class RolloutConfig:
             if not ok:
                 raise ValueError(f"{name} must be {want}, got {getattr(self, name)!r}")
 
-
-@dataclass
-class RequestLog:
-    """One engine request of a trajectory; times in seconds since the trajectory started."""
-
-    kind: str  # "sequential" | "thread"
-    prompt_tokens: int
-    completion_tokens: int
-    stop_reason: str
-    start_s: float
-    end_s: float
-
-
-@dataclass
-class RolloutRecord:
-    """One trajectory: the output (text and ids, prompt excluded), its metrics and how it ran."""
-
-    prompt_ids: list[int]
-    text: str
-    token_ids: list[int]
-    requests: list[RequestLog]
-    total_tokens: int
-    critical_path_tokens: int
-    num_blocks: int
-    threads_per_block: list[int]
-    self_parallelism: float
-    is_parallel: bool
-    valid: bool | None
-    """Format valid (spec section 1) and no rollout fault."""
-    violations: list[str]
-    """Format violations of the output text (harness.trajectory.validate_trajectory)."""
-    faults: list[str]
-    """What the rollout had to close or drop (issue 3, item 4)."""
-    wall_s: float
-    engine_calls: int
-    end_reason: str
-    error: str | None = None
-    seed: int | None = None
-
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -142,28 +96,27 @@ class _EngineFailed(Exception):
 
 
 @dataclass
-class _State:
-    engine: object
-    config: RolloutConfig
-    seed: int | None
-    t0: float
-    prompt: list[int]
-    out: list[int] = field(default_factory=list)
-    used: int = 0  # generated + inserted tokens, all branches
-    logs: list[RequestLog] = field(default_factory=list)
-    faults: list[str] = field(default_factory=list)
-    calls: int = 0
+class _Span:
+    """Token counts of one trunk or branch: its own (sequential) tokens and its blocks of branches."""
 
-    @property
-    def remaining(self) -> int:
-        return self.config.budget_tokens - self.used
+    seq: int = 0
+    blocks: list[list[_Span]] = field(default_factory=list)
+    header: int = 0  # a branch's runtime-written header tokens (in `seq`)
 
-    def context(self) -> list[int]:
-        return self.prompt + self.out
+    def total(self) -> int:
+        return self.seq + sum(b.total() for block in self.blocks for b in block)
 
-    def insert(self, ids: list[int]) -> None:
-        self.out.extend(ids)
-        self.used += len(ids)
+    def critical_path(self) -> int:
+        return self.seq + sum(max((b.critical_path() for b in block), default=0) for block in self.blocks)
+
+    def branches_per_block(self) -> list[int]:
+        """In the order the blocks opened (depth first)."""
+        out = []
+        for block in self.blocks:
+            out.append(len(block))
+            for b in block:
+                out.extend(b.branches_per_block())
+        return out
 
 
 class _Pieces:
@@ -175,19 +128,51 @@ class _Pieces:
 
     def ids(self, text: str) -> list[int]:
         if text not in self._cache:
-            self._cache[text] = list(self.tokenizer.encode(text, add_special_tokens=False))
+            self._cache[text] = list(self.tokenizer.encode(text, add_special_tokens=False)) if text else []
         return self._cache[text]
 
-    def stops(self, tag: str) -> dict:
-        ids = self.ids(tag)  # a single special id -> stop_token_ids, else a stop string
-        return {"stop_token_ids": ids} if len(ids) == 1 else {"stop": [tag]}
+    def stops(self, tags: list[str]) -> dict:
+        """Single-id tags stop on their id (exact), the others on their string."""
+        ids = [self.ids(t) for t in tags]
+        return {"stop_token_ids": [i[0] for i in ids if len(i) == 1], "stop": [t for t, i in zip(tags, ids, strict=True) if len(i) != 1]}
+
+    def ends_with(self, c: Completion, tag: str) -> bool:
+        ids = self.ids(tag)
+        return bool(c.token_ids) and c.token_ids[-1] == ids[0] if len(ids) == 1 else c.text.endswith(tag)
 
 
-async def _call(st: _State, prompt: list[int], max_tokens: int, kind: str, stops: dict, ignore_eos=False) -> Completion:
+@dataclass
+class _State:
+    engine: object
+    fmt: ParallelFormat
+    config: RolloutConfig
+    pieces: _Pieces
+    seed: int | None
+    t0: float
+    prompt: list[int]
+    out: list[int] = field(default_factory=list)
+    used: int = 0  # generated + inserted tokens of the trajectory, all branches
+    units: list[Unit] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)
+    calls: int = 0
+    steps: int = 0
+    forks: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.config.budget_tokens - self.used
+
+
+async def _call(st: _State, prompt: list[int], anchor: int, max_tokens: int, kind: str, depth: int,
+                stops: dict) -> Completion:  # fmt: skip
+    """One engine request (retried); logged as a unit whose shared context is prompt[:anchor]."""
     cfg = st.config
     seed = None if st.seed is None else (st.seed * 1_000_003 + st.calls) % 2**31
-    req = Request(prompt, max_tokens, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                  seed=seed, ignore_eos=ignore_eos, **stops)  # fmt: skip
+    temperature = st.fmt.branch_temperature if kind == "branch" and st.fmt.branch_temperature is not None \
+        else cfg.temperature  # fmt: skip
+    extra = {"logprobs": True} if cfg.logprobs else {}
+    req = Request(prompt, max_tokens, temperature=temperature, top_p=cfg.top_p, top_k=cfg.top_k, seed=seed,
+                  **stops, **extra)  # fmt: skip
     st.calls += 1
     last = ""
     for attempt in range(cfg.retries + 1):
@@ -201,113 +186,189 @@ async def _call(st: _State, prompt: list[int], max_tokens: int, kind: str, stops
         if c.stop_reason == "error":
             last = c.error or "engine returned an error"
             continue
-        st.logs.append(RequestLog(kind, len(prompt), len(c.token_ids), c.stop_reason, c.start_s - st.t0, c.end_s - st.t0))
+        st.units.append(Unit(kind, depth, anchor, prompt[anchor:], list(c.token_ids), c.stop_reason,
+                             c.start_s - st.t0, c.end_s - st.t0, getattr(c, "logprobs", None)))  # fmt: skip
+        st.used += len(c.token_ids)
         return c
     raise _EngineFailed(f"{kind} request failed after {cfg.retries + 1} attempts: {last}")
 
 
-async def _parallel_step(st: _State, pc: _Pieces, numbers: list[str], block: int) -> bool:
-    """Run the threads of one block and join them; return False when the budget ran out (block closed)."""
-    cfg = st.config
-    if len(numbers) > cfg.max_threads:
-        st.faults.append(f"block {block}: {len(numbers)} outlines, ran the first {cfg.max_threads} (max_threads)")
-        numbers = numbers[: cfg.max_threads]
-    context = st.context()
-    jobs = []
-    for n in numbers:
-        suffix = pc.ids(thread_request_suffix(n))
-        budget = st.remaining - len(suffix)
-        if budget < 1:
+def _insert(st: _State, out: list[int], span: _Span, text: str) -> None:
+    """Append a runtime piece to `out`; it counts in `span`'s own (sequential) part."""
+    ids = st.pieces.ids(text)
+    out.extend(ids)
+    span.seq += len(ids)
+    st.used += len(ids)
+
+
+async def _generate(st: _State, ctx: list[int], out: list[int], span: _Span, depth: int, anchor: int | None,
+                    close: str | None, reserve: int = 0) -> str:  # fmt: skip
+    """Continue `ctx + out` (a trunk, or a branch until `close`), forking where the format says.
+
+    Appends to `out` and counts into `span`; returns how it ended: "closed" (a branch wrote `close`),
+    "eos", "budget", "branch_limit", "max_steps" or "max_blocks". `anchor` is the length of the request
+    prefix shared with the final trajectory (None: all of it, the trunk). `reserve`: tokens this branch
+    will add at the join (its header), kept out of its requests' budget."""
+    fmt, cfg = st.fmt, st.config
+    block_open = False  # a block the model still has to close (join modes where the model writes it)
+    end, start = "eos", len(out)
+    while True:
+        if depth == 0 and st.steps >= cfg.max_steps:
+            end = "max_steps"
             break
-        jobs.append((n, _call(st, context + suffix, budget, "thread", pc.stops(THREAD_CLOSE))))
-    results = await asyncio.gather(*(j for _, j in jobs), return_exceptions=True)
+        limit = st.remaining - reserve
+        if close is not None and fmt.max_branch_tokens is not None:
+            limit = min(limit, fmt.max_branch_tokens - (len(out) - start))
+        if limit < 1:
+            end = "budget" if st.remaining < 1 else "branch_limit"
+            break
+        st.steps += depth == 0
+        tags = [close] if close else []
+        if depth < fmt.max_depth and (fmt.max_blocks is None or st.forks < fmt.max_blocks):
+            tags.append(fmt.fork_trigger)
+        prompt = ctx + out
+        c = await _call(st, prompt, len(prompt) if anchor is None else anchor, limit,
+                        "trunk" if depth == 0 else "branch", depth, st.pieces.stops(tags))  # fmt: skip
+        out.extend(c.token_ids)
+        block_open = False
+        if depth >= fmt.max_depth and (fmt.block_open in c.text or fmt.fork_trigger in c.text):
+            st.faults.append(f"block {st.forks}: a block inside a branch (nesting depth {fmt.max_depth}; kept as "
+                             "branch text)")  # fmt: skip
+        if close and c.stop_reason == "stop" and st.pieces.ends_with(c, close):
+            span.seq += len(c.token_ids) - len(st.pieces.ids(close))  # the close tag is the parent's
+            return "closed"
+        span.seq += len(c.token_ids)
+        if c.stop_reason != "stop":
+            end = "eos" if c.stop_reason == "eos" else ("budget" if st.remaining < 1 else "branch_limit")
+            break
+        plan = fmt.plan_fork(c.text)
+        if len(plan.branch_ids) > cfg.max_branches:
+            st.faults.append(f"block {st.forks + 1}: {len(plan.branch_ids)} branches, ran the first "
+                             f"{cfg.max_branches} (max_branches)")  # fmt: skip
+        ids = plan.branch_ids[: cfg.max_branches]
+        if not ids:
+            st.faults.append(f"block {st.forks + 1}: {plan.fault}")
+            if plan.close_as_join:
+                _insert(st, out, span, fmt.after_join(cfg.join))
+                block_open = not fmt.closes_block(cfg.join)
+            continue
+        end = await _fork(st, ctx, out, span, depth, anchor, ids)
+        if end != "joined":
+            break
+        block_open = not fmt.closes_block(cfg.join)
+        if fmt.max_blocks is not None and st.forks >= fmt.max_blocks and depth == 0:
+            end = "max_blocks"  # Parallel-R1: the trajectory ends right after the last block's summary
+            block_open = False
+            break
+    if block_open:  # the model did not get the request in which it closes the block
+        st.faults.append(f"block {st.forks}: closed with {fmt.block_close} by the rollout ({end})")
+        _insert(st, out, span, fmt.block_close)
+    return end
+
+
+async def _fork(st: _State, ctx: list[int], out: list[int], span: _Span, depth: int, anchor: int | None,
+                ids: tuple[str, ...]) -> str:  # fmt: skip
+    """Run the branches of one block at once, join them into `out`; "joined" or why the span ends."""
+    fmt, cfg, pc = st.fmt, st.config, st.pieces
+    context = ctx + out
+    st.forks += 1
+    block_no = st.forks
+    shared = len(context) if anchor is None else anchor
+    jobs = []
+    for k, bid in enumerate(ids):
+        wrapper, inside = fmt.branch_header(bid, k, joined=False)
+        if st.remaining - len(pc.ids(wrapper)) - len(pc.ids(inside)) < 1:
+            break
+        reserve = len(pc.ids(wrapper)) + len(pc.ids(inside))
+        jobs.append(_branch(st, context + pc.ids(wrapper), pc.ids(inside), depth + 1, shared, reserve))
+    results = await asyncio.gather(*jobs, return_exceptions=True)
     for r in results:
         if isinstance(r, BaseException):
             raise r if isinstance(r, _EngineFailed) else _EngineFailed(f"{type(r).__name__}: {r}")
-    exhausted = len(jobs) < len(numbers)
+    exhausted = len(jobs) < len(ids)
     if exhausted:
-        st.faults.append(f"block {block}: budget left no room for threads {', '.join(numbers[len(jobs):])}")
-    for k, ((n, _), c) in enumerate(zip(jobs, results, strict=True)):
-        st.insert(pc.ids(joined_thread_prefix(n, first=(k == 0))))
-        st.out.extend(c.token_ids)
-        st.used += len(c.token_ids)
-        if c.stop_reason == "eos":
-            st.faults.append(f"block {block}: thread {n} hit end of sequence; closed with {THREAD_CLOSE}")
-        elif c.stop_reason == "length":
+        st.faults.append(f"block {block_no}: budget left no room for branches {', '.join(ids[len(jobs):])}")
+    block: list[_Span] = []
+    for k, (bid, (ids_k, bspan, how)) in enumerate(zip(ids, results, strict=False)):
+        wrapper, _ = fmt.branch_header(bid, k, joined=True)
+        _insert(st, out, span, wrapper)
+        out.extend(ids_k)  # the branch header (counted in `used` now) and its completion (counted on arrival)
+        st.used += bspan.header
+        block.append(bspan)
+        if how == "closed":
+            span.seq += len(pc.ids(fmt.branch_close))
+            continue
+        if how == "eos":
+            st.faults.append(f"block {block_no}: branch {bid} hit end of sequence; closed with {fmt.branch_close}")
+        else:
             exhausted = True
-            st.faults.append(f"block {block}: thread {n} ran out of budget; closed with {THREAD_CLOSE}")
-        if PARALLEL_OPEN in c.text or OUTLINES_OPEN in c.text:
-            st.faults.append(f"block {block}: a block inside thread {n} (one level only; kept as thread text)")
-        if close_thread(c.text) != c.text:
-            st.insert(pc.ids(THREAD_CLOSE))
-    st.insert(pc.ids(block_close(cfg.join)))
-    if exhausted and cfg.join == "model":  # close the block ourselves: the model gets no further step
-        st.insert(pc.ids(PARALLEL_CLOSE))
-    return not exhausted and st.remaining > 0
+            st.faults.append(f"block {block_no}: branch {bid} ran out of budget ({how}); closed with "
+                             f"{fmt.branch_close}")  # fmt: skip
+        _insert(st, out, span, fmt.branch_close)
+    span.blocks.append(block)
+    _insert(st, out, span, fmt.after_join(cfg.join))
+    if exhausted:
+        if not fmt.closes_block(cfg.join):  # the model gets no further step to close the block
+            _insert(st, out, span, fmt.block_close)
+        return "budget"
+    if fmt.summary_close is not None:  # a runtime-run closing part (Parallel-R1's <Summary>)
+        return await _summary(st, ctx, out, span, depth, anchor, block_no)
+    return "joined"
 
 
-async def _rollout_one(engine, prompt_ids: list[int], config: RolloutConfig, seed: int | None) -> RolloutRecord:
-    st = _State(engine, config, seed, time.perf_counter(), list(prompt_ids))
-    pc = _Pieces(engine.tokenizer)
-    end_reason, error, block, block_open = "eos", None, 0, False
+async def _branch(st: _State, ctx: list[int], inside: list[int], depth: int, anchor: int, reserve: int) -> tuple:
+    """One branch: (its ids in the joined text: header, completion, close tag if written; its span; how it
+    ended)."""
+    out = list(inside)
+    span = _Span(seq=len(inside), header=len(inside))
+    how = await _generate(st, ctx, out, span, depth, anchor, st.fmt.branch_close, reserve)
+    return out, span, how
+
+
+async def _summary(st: _State, ctx: list[int], out: list[int], span: _Span, depth: int, anchor: int | None,
+                   block_no: int) -> str:  # fmt: skip
+    """The runtime-run closing part after a join: one request up to `summary_close` (closed if needed)."""
+    fmt = st.fmt
+    if st.remaining < 1:  # no room: the bare opening tag stays (Parallel-R1's loop does the same)
+        return "budget"
+    prompt = ctx + out
+    c = await _call(st, prompt, len(prompt) if anchor is None else anchor, st.remaining, "summary", depth,
+                    st.pieces.stops([fmt.summary_close]))  # fmt: skip
+    out.extend(c.token_ids)
+    span.seq += len(c.token_ids)
+    if c.stop_reason == "stop" and st.pieces.ends_with(c, fmt.summary_close):
+        return "joined"
+    st.faults.append(f"block {block_no}: summary closed with {fmt.summary_close} by the rollout ({c.stop_reason})")
+    _insert(st, out, span, fmt.summary_close)
+    return "joined" if c.stop_reason == "eos" else "budget"
+
+
+async def _rollout_one(engine, prompt_ids: list[int], config: RolloutConfig, seed: int | None,
+                       pieces: _Pieces) -> SampleRecord:  # fmt: skip
+    fmt = get_format(config.format)
+    st = _State(engine, fmt, config, pieces, seed, time.perf_counter(), list(prompt_ids))
+    span = _Span()
+    end, error = "eos", None
     try:
         if not config.parallel:  # autoregressive mode: one request to the end, tags are plain text
-            c = await _call(st, st.context(), st.remaining, "sequential", {})
+            c = await _call(st, st.prompt, len(st.prompt), st.remaining, "trunk", 0, {})
             st.out.extend(c.token_ids)
-            st.used += len(c.token_ids)
-            end_reason = "eos" if c.stop_reason in ("eos", "stop") else "budget"
+            span.seq += len(c.token_ids)
+            end = "eos" if c.stop_reason in ("eos", "stop") else "budget"
         else:
-            steps = 0
-            while True:
-                if steps >= config.max_steps or st.remaining < 1:
-                    end_reason = "max_steps" if st.remaining >= 1 else "budget"
-                    break
-                steps += 1
-                c = await _call(st, st.context(), st.remaining, "sequential", pc.stops(OUTLINES_CLOSE))
-                st.out.extend(c.token_ids)
-                st.used += len(c.token_ids)
-                block_open = False
-                if c.stop_reason != "stop":
-                    end_reason = "eos" if c.stop_reason == "eos" else "budget"
-                    break
-                block += 1
-                if OUTLINES_OPEN not in c.text:
-                    st.faults.append(f"block {block}: {OUTLINES_CLOSE} without {OUTLINES_OPEN}; no threads run")
-                    continue
-                numbers = outline_numbers(c.text)
-                if not numbers:
-                    st.faults.append(f"block {block}: outlines with no numbers; block closed with no threads")
-                    st.insert(pc.ids(block_close(config.join)))
-                    block_open = config.join == "model"
-                    continue
-                if not await _parallel_step(st, pc, numbers, block):
-                    end_reason = "budget"
-                    break
-                block_open = config.join == "model"
-            if block_open:  # the model did not get the step in which it closes the block
-                st.faults.append(f"block {block}: closed with {PARALLEL_CLOSE} by the rollout ({end_reason})")
-                st.insert(pc.ids(PARALLEL_CLOSE))
+            end = await _generate(st, st.prompt, st.out, span, 0, None, None)
     except _EngineFailed as exc:
-        end_reason, error = "error", str(exc)
+        end, error = "error", str(exc)
     except Exception as exc:  # a bug must not take the other trajectories down
-        end_reason, error = "error", f"{type(exc).__name__}: {exc}"
-    return _record(st, pc, end_reason, error)
-
-
-def _record(st: _State, pc: _Pieces, end_reason: str, error: str | None) -> RolloutRecord:
-    tok = pc.tokenizer
+        end, error = "error", f"{type(exc).__name__}: {exc}"
+    tok = engine.tokenizer
     text = tok.decode(st.out, skip_special_tokens=False)
-    try:
-        m = measure_ids(st.out, tok)
-    except ValueError:  # tags are not single tokens: count with the built-in fallback counter
-        m = measure_text(text)
-    return RolloutRecord(
-        prompt_ids=st.prompt, text=text, token_ids=list(st.out), requests=st.logs,
-        total_tokens=m.total_tokens, critical_path_tokens=m.critical_path_tokens, num_blocks=m.num_blocks,
-        threads_per_block=m.threads_per_block, self_parallelism=m.self_parallelism, is_parallel=m.is_parallel,
-        valid=(m.valid and not st.faults) if m.valid is not None else None, violations=m.violations,
-        faults=st.faults, wall_s=time.perf_counter() - st.t0, engine_calls=st.calls, end_reason=end_reason,
-        error=error, seed=st.seed,
+    metrics = metrics_from_counts(span.total(), span.critical_path(), span.branches_per_block(),
+                                  [str(v) for v in fmt.validate(text)], count_unit(tok))  # fmt: skip
+    return SampleRecord(
+        problem_id="", sample_index=0, response=text, prompt_ids=st.prompt, response_ids=list(st.out),
+        format=fmt.name, metrics=metrics, end_reason=end, faults=st.faults, error=error,
+        wall_s=time.perf_counter() - st.t0, engine_calls=st.calls, seed=seed, units=st.units,
     )  # fmt: skip
 
 
@@ -321,18 +382,20 @@ async def run_rollouts(
     prompts: list[list[int]],
     config: RolloutConfig,
     seeds: list[int | None] | None = None,
-    on_record: Callable[[int, RolloutRecord], None] | None = None,
-) -> list[RolloutRecord]:
+    on_record: Callable[[int, SampleRecord], None] | None = None,
+) -> list[SampleRecord]:
     """Roll out every prompt at once; records in prompt order. `on_record(i, record)` runs as each finishes.
 
+    Records come with `problem_id` "" and `sample_index` 0: the caller fills in who they are.
     `seeds[i]` is prompt i's seed (default: `sample_seeds(config, range(len(prompts)))`).
     """
     seeds = sample_seeds(config, list(range(len(prompts)))) if seeds is None else seeds
     if len(seeds) != len(prompts):
         raise ValueError(f"seeds must have one entry per prompt ({len(prompts)}), got {len(seeds)}")
+    pieces = _Pieces(engine.tokenizer)
 
-    async def one(i: int) -> RolloutRecord:
-        rec = await _rollout_one(engine, prompts[i], config, seeds[i])
+    async def one(i: int) -> SampleRecord:
+        rec = await _rollout_one(engine, prompts[i], config, seeds[i], pieces)
         if on_record is not None:
             on_record(i, rec)
         return rec
@@ -340,6 +403,6 @@ async def run_rollouts(
     return list(await asyncio.gather(*(one(i) for i in range(len(prompts)))))
 
 
-def rollout_sync(engine, prompts: list[list[int]], config: RolloutConfig, **kwargs) -> list[RolloutRecord]:
+def rollout_sync(engine, prompts: list[list[int]], config: RolloutConfig, **kwargs) -> list[SampleRecord]:
     """`run_rollouts` from synchronous code (starts its own event loop)."""
     return asyncio.run(run_rollouts(engine, prompts, config, **kwargs))

@@ -50,7 +50,7 @@ def _stats_of(responses: list[str], doc: dict) -> list[dict]:
     found = lookup(doc, responses)
     if all(s is not None for s in found):
         return found  # type: ignore[return-value]
-    from harness.trajectory import measure_text
+    from harness.counting import measure_text
 
     out = []
     for text, s in zip(responses, found, strict=True):

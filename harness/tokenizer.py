@@ -12,7 +12,7 @@ import string
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.trajectory import SPECIAL_TOKENS
+from harness.formats.threadweaver import SPECIAL_TOKENS
 
 PAD_TOKEN = "<|endoftext|>"
 UNK_TOKEN = "<unk>"
@@ -78,3 +78,44 @@ def build_char_tokenizer(out_dir: str | Path | None = None, extra_tokens: Sequen
     if out_dir is not None:
         tokenizer.save_pretrained(str(out_dir))
     return tokenizer
+
+
+def tag_word(tag: str) -> str:
+    """The word inside a tag: "</Outlines>" -> "Outlines"."""
+    return tag.strip("</>")
+
+
+def add_format_tokens(tokenizer, model=None, tags: tuple[str, ...] = SPECIAL_TOKENS) -> dict[str, int]:
+    """Add `tags` (default: ThreadWeaver's 12; any format's `special_tokens`) as special tokens, one id
+    each, and return tag -> id (threadweaver.md section 1).
+
+    With a `model`, the embeddings are resized and each NEW tag's input row (and output row, when the
+    output embeddings are not tied) starts as the mean of the rows of its word's tokens ("Parallel").
+    Tags already in the vocabulary keep their id and rows.
+    """
+    from tokenizers import AddedToken
+
+    pieces = {t: tokenizer.encode(tag_word(t), add_special_tokens=False) for t in tags}
+    before = {t: tokenizer.convert_tokens_to_ids(t) for t in tags}
+    missing = [t for t in tags if before[t] is None or before[t] == tokenizer.unk_token_id]
+    if missing:
+        tokenizer.add_tokens(
+            [AddedToken(t, special=True, normalized=False) for t in missing], special_tokens=True
+        )
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in tags}
+    if model is not None and missing:
+        import torch
+
+        emb = model.get_input_embeddings()
+        if len(tokenizer) > emb.weight.shape[0]:
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+            emb = model.get_input_embeddings()
+        rows = [emb.weight]
+        out = model.get_output_embeddings()
+        if out is not None and out.weight.data_ptr() != emb.weight.data_ptr():
+            rows.append(out.weight)
+        with torch.no_grad():
+            for w in rows:
+                for t in missing:
+                    w[ids[t]] = w[pieces[t]].mean(dim=0)
+    return ids

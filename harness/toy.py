@@ -20,7 +20,7 @@ after its key, and the full 10 x 10 addition table were each learned too late or
     p.question      # "Add mod 10. a: A+1 B+2 ...; b: G+2 ...; c: ...; d: ... Find abcd."
     render_parallel(p)  # "<think>\\n4 chains.\\n<Parallel>\\n<Outlines>\\n<Outline>1: a</Outline>..."
 
-The parallel rendering is byte-for-byte what the trie rollout builds with join "model" (harness.jointext):
+The parallel rendering is byte-for-byte what the trie rollout builds with join "model" (the format's join_text):
 threads joined as "\\n<Thread>\\n1: 0 A+1=1 B+2=3 ... a=9</Thread><Thread>\\n2:...</Thread>", then "\\n",
 then the model writes "</Parallel>" and the tail ("answer: a=9 b=1 c=0 d=1", then "\\boxed{9101}").
 Splits are deterministic (seeded) and no test question occurs in train.
@@ -32,15 +32,16 @@ import random
 from dataclasses import dataclass
 from functools import lru_cache
 
-from harness.jointext import join_block
-from harness.trajectory import (
+from harness.formats.threadweaver import (
     OUTLINE_CLOSE,
     OUTLINE_OPEN,
     OUTLINES_CLOSE,
     OUTLINES_OPEN,
     PARALLEL_CLOSE,
     PARALLEL_OPEN,
+    ThreadWeaverFormat,
 )
+from harness.records import SampleRecord
 
 SPLIT_SEEDS = {"train": 1234, "test": 5678}
 SPLIT_SIZES = {"train": 20000, "test": 500}
@@ -53,7 +54,8 @@ OP_KEYS = "ABCDEFGHIJKLMNOPQRSTUVWX"  # one single-token key per step: chain k, 
 # "+1", "+2" and the chain-result labels "a=" .. "d=". Finding the addend of key C is then the simplest
 # induction pattern (match "C", copy the one token after it), and so is finding the result of chain c.
 STEP_TOKENS = tuple(f"+{d}" for d in ADDENDS) + tuple(f"{c}=" for c in CHAIN_NAMES)
-BENCHMARK = "toy"  # the grading.py benchmark key (graded like math)
+BENCHMARK = "toy"
+GRADING = "digits"  # answers are digit strings compared exactly (harness.grading)
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ def render_parallel(p: ToyProblem) -> str:
     outlines = "".join(
         f"{OUTLINE_OPEN}{k + 1}: {CHAIN_NAMES[k]}{OUTLINE_CLOSE}\n" for k in range(len(p.chains))
     )
-    threads = join_block(
+    threads = ThreadWeaverFormat().join_text(
         [(str(k + 1), _chain_line(p, k) + "</Thread>") for k in range(len(p.chains))], "model"
     )
     return (
@@ -173,6 +175,12 @@ def render(p: ToyProblem, mode: str) -> str:
     if mode == "sequential":
         return render_sequential(p)
     raise ValueError(f"mode must be 'parallel' or 'sequential', got {mode!r}")
+
+
+def to_record(p: ToyProblem, mode: str) -> SampleRecord:
+    """The problem and its `mode` rendering as a data record (harness/records.py): what SFT reads."""
+    return SampleRecord(problem_id=p.problem_id, sample_index=0, response=render(p, mode), benchmark=BENCHMARK,
+                        gold=p.answer, grading=GRADING, messages=[{"role": "user", "content": user_message(p)}])
 
 
 def user_message(p: ToyProblem) -> str:

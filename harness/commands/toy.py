@@ -1,7 +1,8 @@
 """`threadweaver toy data | train | demo`: the toy task and the two shipped toy models (issue 5).
 
-- `toy data --split test --out F.jsonl [--mode parallel|sequential] [--limit N]`: one JSON line per problem
-  (problem_id, prompt = user turn, completion = the rendering, answer); the SFT trainer reads this.
+- `toy data --split test --out F.jsonl [--mode parallel|sequential] [--limit N]`: one sample record per
+  problem (harness/records.py: `messages` = the user turn, `response` = the rendering, `gold`); the SFT
+  trainer reads these.
 - `toy train [--which both|threadweaver|sequential]`: re-creates models/toy-* (trainers/toy/make_toy_models.py).
 - `toy demo [--limit 200] [--engine vllm|hf]`: the embedded default. Evaluates both shipped models on
   `tw_toy` through the real `lm_eval --model threadweaver` CLI and prints accuracy, mean critical-path
@@ -66,21 +67,11 @@ def add_parser(subparsers) -> None:
 
 
 def run_data(args) -> int:
-    from harness.toy import make_split, render, user_message
+    from harness.toy import make_split, to_record
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be >= 1, got {args.limit}")
-    lines = [
-        json.dumps(
-            {
-                "problem_id": p.problem_id,
-                "prompt": user_message(p),
-                "completion": render(p, args.mode),
-                "answer": p.answer,
-            }
-        )
-        for p in make_split(args.split, args.limit)
-    ]
+    lines = [to_record(p, args.mode).to_json() for p in make_split(args.split, args.limit)]
     text = "\n".join(lines) + "\n"
     if args.out == "-":
         sys.stdout.write(text)

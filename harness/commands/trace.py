@@ -67,7 +67,7 @@ def load_tokenizer(directory: str):
     A folder with `tokenizer.json` is read with the `tokenizers` library alone (no transformers import:
     seconds saved per call); other folders go through transformers' AutoTokenizer.
     """
-    from harness.trajectory import format_tag_ids
+    from harness.counting import tag_ids_of
 
     folder = Path(directory)
     if not folder.is_dir():
@@ -87,7 +87,7 @@ def load_tokenizer(directory: str):
             f"--tokenizer {directory}: cannot load a tokenizer ({type(exc).__name__}: {reason})"
         ) from exc
     try:
-        format_tag_ids(tokenizer)
+        tag_ids_of(tokenizer)
     except ValueError as exc:
         raise InputError(f"--tokenizer {directory}: {exc}") from exc
     return tokenizer
@@ -122,7 +122,7 @@ def _batches(items: Iterator[tuple[str, str]]) -> Iterator[list[tuple[str, str]]
 
 
 def run(args) -> int:
-    from harness.trajectory import measure_many
+    from harness.counting import measure_many
 
     path = Path(args.file)
     tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else None

@@ -12,13 +12,12 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from harness.tokenizer import build_char_tokenizer  # noqa: E402
-from harness.trajectory import SPECIAL_TOKENS  # noqa: E402
 from trainers.sft.collate import collate, model_inputs, move, packed_loss  # noqa: E402
 from trainers.sft.masks import block_mask, block_mask_to_dense, dense_mask  # noqa: E402
-from trainers.sft.packing import Example, PackedRow, cut_units, pack_units, supervised_pairs  # noqa: E402
+from trainers.sft.packing import PackedRow, pack_units, supervised_pairs  # noqa: E402
+from trainers.sft.units import cut_units  # noqa: E402
 
 TOK = build_char_tokenizer()
-TAG_IDS = {t: TOK.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
 PROMPT = "<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n"
 
 
@@ -26,7 +25,7 @@ def encode(text: str) -> list[int]:
     return TOK.encode(text, add_special_tokens=False)
 
 
-def example(blocks: list[list[str]]) -> Example:
+def example(blocks: list[list[str]]) -> str:
     """Sequential text around one parallel block per entry of `blocks` (its thread bodies)."""
     text = "<think>s0"
     for b, threads in enumerate(blocks):
@@ -34,7 +33,7 @@ def example(blocks: list[list[str]]) -> Example:
         text += "".join(f"<Outline>{i}: plan {i}</Outline>\n" for i in range(1, len(threads) + 1))
         text += "</Outlines>\n" + "".join(f"<Thread>\n{i}:{t}</Thread>" for i, t in enumerate(threads, 1))
         text += f"\n</Parallel> s{b + 1}"
-    return Example(encode(PROMPT), encode(text + " \\boxed{7}<|im_end|>"))
+    return text + " \\boxed{7}<|im_end|>"
 
 
 TOL = 1e-4  # fp32 max abs difference (issue 5)
@@ -49,7 +48,7 @@ def _units_and_row():
     """Units per trajectory and one packed row holding all trajectories (known segment offsets)."""
     per_traj, row, offsets = [], PackedRow(), []
     for blocks, join in TRAJECTORIES:
-        units = cut_units(example(blocks), TAG_IDS, join, encode)
+        units = cut_units(encode(PROMPT), example(blocks), "threadweaver", join, TOK)[1]
         per_traj.append(units)
         offsets.append(len(row))
         row.extend(pack_units(units))

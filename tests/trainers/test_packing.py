@@ -6,22 +6,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.jointext import block_close, thread_request_suffix
+from harness.formats import get_format
 from harness.tokenizer import build_char_tokenizer
-from harness.trajectory import SPECIAL_TOKENS
-from trainers.sft.packing import (
-    IGNORE_INDEX,
-    Example,
-    Unit,
-    cut_units,
-    pack,
-    pack_units,
-    supervised_pairs,
-)
+from trainers.sft.packing import IGNORE_INDEX, pack, pack_units, supervised_pairs
+from trainers.sft.units import Unit, cut_units
 
 TOK = build_char_tokenizer()
-TAG_IDS = {t: TOK.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+TW = get_format("threadweaver")
 PROMPT = "<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n"
+
+
+def thread_request_suffix(n: str) -> str:
+    return "".join(TW.branch_header(n, 1, joined=False))
+
+
+def cut(text: str, join: str = "model", fmt=TW) -> list[Unit]:
+    return cut_units(encode(PROMPT), text, fmt, join, TOK)[1]
 
 
 def encode(text: str) -> list[int]:
@@ -45,35 +45,35 @@ def render(blocks: list[list[str]], seq: str = "s") -> str:
     return text + " \\boxed{7}<|im_end|>"
 
 
-def example(blocks) -> Example:
-    """The trajectory text is the same in both join modes; only the cut differs."""
-    return Example(encode(PROMPT), encode(render(blocks)))
+def example(blocks) -> list[Unit]:
+    """Units of the trajectory (the text is the same in both join modes; only the cut differs)."""
+    return cut(render(blocks))
 
 
 @pytest.mark.parametrize("join", ["model", "orchestrator"])
 def test_units_are_the_rollout_requests(join):
-    units = cut_units(example([[" aa", " b"]]), TAG_IDS, join, encode)
+    units = cut(render([[" aa", " b"]]), join)
     texts = [(decode(u.prompt_ids)[len(PROMPT) :], decode(u.completion_ids)) for u in units]
     context = "<think>s0 <Parallel>\n<Outlines>\n<Outline>1: plan 1</Outline>\n<Outline>2: plan 2</Outline>\n</Outlines>"
-    joined = context + "\n<Thread>\n1: aa</Thread><Thread>\n2: b</Thread>" + block_close(join)
+    joined = context + "\n<Thread>\n1: aa</Thread><Thread>\n2: b</Thread>" + TW.after_join(join)
     tail = " s1 \\boxed{7}<|im_end|>"
     assert texts[0] == ("", context)
     assert texts[1] == (context + thread_request_suffix("1"), " aa</Thread>")
     assert texts[2] == (context + thread_request_suffix("2"), " b</Thread>")
     assert texts[3] == (joined, ("</Parallel>" if join == "model" else "") + tail)
-    assert texts[4] == ("", decode(example([[" aa", " b"]]).completion_ids))  # whole trajectory
+    assert texts[4] == ("", render([[" aa", " b"]]))  # whole trajectory
     assert len(units) == 5
 
 
 def test_sequential_trajectory_is_one_unit():
-    units = cut_units(example([]), TAG_IDS, "model", encode)
+    units = cut(render([]))
     assert len(units) == 1 and decode(units[0].completion_ids).endswith("<|im_end|>")
 
 
 def test_decode_reads_dotted_numbers():
     text = ("<Parallel>\n<Outlines>\n<Outline>1.1: p</Outline>\n</Outlines>\n<Thread>\n1.1: w</Thread>"
             "\n</Parallel>end")  # fmt: skip
-    units = cut_units(Example(encode(PROMPT), encode(text)), TAG_IDS, "model", encode, decode=decode)
+    units = cut(text)
     assert [decode(u.completion_ids) for u in units] == [
         "<Parallel>\n<Outlines>\n<Outline>1.1: p</Outline>\n</Outlines>", " w</Thread>", "</Parallel>end", text,
     ]  # fmt: skip
@@ -82,12 +82,12 @@ def test_decode_reads_dotted_numbers():
 def test_malformed_stops_cutting_at_the_first_irregularity():
     good = render([[" a", " b"], [" c", " d"]])
     bad = good.replace("</Thread>\n</Parallel> s1", "</Thread></Parallel> s1")  # block 1 close differs
-    units = cut_units(Example(encode(PROMPT), encode(bad)), TAG_IDS, "model", encode)
+    units = cut(bad)
     # first sequential, two threads of block 1, then nothing until the whole trajectory
     assert [decode(u.completion_ids) for u in units[1:3]] == [" a</Thread>", " b</Thread>"]
     assert len(units) == 4 and units[-1].completion_ids == tuple(encode(bad))
     unclosed = good[: good.index(" d</Thread>")] + " d"  # truncated inside the last thread
-    units = cut_units(Example(encode(PROMPT), encode(unclosed)), TAG_IDS, "model", encode)
+    units = cut(unclosed)
     assert [decode(u.completion_ids) for u in units][-2] == " c</Thread>"
 
 
@@ -122,7 +122,7 @@ def check_row(units: list[Unit]) -> None:
 @pytest.mark.parametrize("join", ["model", "orchestrator"])
 @pytest.mark.parametrize("blocks", [[], [[" a", " bb"]], [[" one", " 2", " three"], [" x", " yy"]]])
 def test_tree_labels_and_euler_times(blocks, join):
-    check_row(cut_units(example(blocks), TAG_IDS, join, encode))
+    check_row(cut(render(blocks), join))
 
 
 def test_conflicting_next_tokens_get_a_copy():
@@ -133,7 +133,7 @@ def test_conflicting_next_tokens_get_a_copy():
 
 def test_pack_keeps_trajectories_apart_and_fits_rows():
     exs = [example([[" a", " b"]]), example([]), example([[" c", " dd", " e"]]), example([])]
-    rows = pack(exs, TAG_IDS, "model", encode, max_tokens=400)
+    rows = pack(exs, max_tokens=400)
     assert all(len(r) <= 400 for r in rows) and sum(r.num_trajectories for r in rows) == 4
     for row in rows:
         roots = [i for i in range(len(row)) if row.position_ids[i] == 0]
@@ -142,7 +142,7 @@ def test_pack_keeps_trajectories_apart_and_fits_rows():
             owner = max(r for r in roots if r <= i)
             assert all(k >= owner for k in _ancestors(row, i))
     with pytest.raises(Exception, match="max_tokens"):
-        pack(exs, TAG_IDS, "model", encode, max_tokens=50)
+        pack(exs, max_tokens=50)
 
 
 @settings(max_examples=40, deadline=None)
@@ -151,4 +151,4 @@ def test_pack_keeps_trajectories_apart_and_fits_rows():
     join=st.sampled_from(["model", "orchestrator"]),
 )
 def test_random_tree_shapes(blocks, join):
-    check_row(cut_units(example(blocks), TAG_IDS, join, encode))
+    check_row(cut(render(blocks), join))

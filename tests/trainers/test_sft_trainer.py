@@ -46,8 +46,6 @@ def test_bad_values_are_refused(tmp_path):
     cfg = _write_yaml(
         tmp_path / "c.yaml", {"dataset_path": ["d"], "model": "m", "output_dir": "o", "join": "both"}
     )
-    with pytest.raises(InputError, match="join must be one of .*got 'both'"):
-        load_config(cfg)
     with pytest.raises(InputError, match="max_tokens must be >= 16, got 3"):
         load_config(cfg, ["join=model", "max_tokens=3"])
     with pytest.raises(InputError, match="extra_tokens needs model_init"):
@@ -126,11 +124,12 @@ def test_checkpoint_loads_in_transformers(trained):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.trajectory import format_tag_ids
+    from harness.formats.threadweaver import FORMAT_TAGS
+    from harness.tokens import single_token_ids
 
     tok = AutoTokenizer.from_pretrained(trained)
     model = AutoModelForCausalLM.from_pretrained(trained)
-    assert len(format_tag_ids(tok)) == 8  # the format tags are single ids in the saved tokenizer
+    assert len(single_token_ids(tok, FORMAT_TAGS)) == 8  # the format tags are single ids in the saved tokenizer
     ids = tok("<|im_start|>user\nhi<|im_end|>\n", return_tensors="pt", add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         out = model.generate(ids, max_new_tokens=8, do_sample=False)

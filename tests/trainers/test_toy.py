@@ -11,8 +11,10 @@ import pytest
 
 from harness import toy
 from harness.cli import main
-from harness.jointext import block_close, thread_request_suffix
-from harness.trajectory import measure_text, parse_trajectory, validate_trajectory
+from harness.counting import measure_text
+from harness.formats.threadweaver import ThreadWeaverFormat, parse_trajectory, validate_trajectory
+
+TW = ThreadWeaverFormat()
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST = toy.make_split("test", 200)
@@ -62,8 +64,8 @@ def test_parallel_rendering_is_valid_and_matches_rollout_join():
         ctx, rest = text.split("</Outlines>")
         n = len(p.chains)
         # the rollout's thread prompt for thread 1 and its join; then "\n" and the model writes </Parallel>
-        assert rest.startswith(thread_request_suffix("1"))
-        assert f"</Thread>{block_close('model')}</Parallel>" in rest
+        assert rest.startswith("".join(TW.branch_header("1", 0, joined=False)))
+        assert f"</Thread>{TW.after_join('model')}</Parallel>" in rest
         for k in range(2, n + 1):
             assert f"</Thread><Thread>\n{k}:" in rest
 
@@ -108,7 +110,8 @@ def test_toy_data_command(tmp_path, capsys):
     )
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["problem_id"] for r in rows] == [p.problem_id for p in TEST[:3]]
-    assert rows[0]["completion"] == toy.render_sequential(TEST[0])
+    assert rows[0]["response"] == toy.render_sequential(TEST[0])
+    assert rows[0]["messages"] == [{"role": "user", "content": toy.user_message(TEST[0])}]
     assert main(["toy", "data", "--limit", "0", "--out", str(out)]) == 2
 
 

@@ -15,7 +15,6 @@ from transformers import TrainingArguments
 
 from harness.tokenizer import check_extra_tokens
 
-JOIN_MODES = ("model", "orchestrator")
 MASK_KINDS = ("auto", "dense", "flex")
 
 
@@ -46,8 +45,9 @@ class SFTConfig(TrainingArguments):
     dataset_path: list[str] = field(
         default_factory=list,
         metadata={
-            "help": "JSONL files of {prompt, completion} (user turn, model output); lists are concatenated, "
-            "so sequential and parallel trajectories can be mixed in one run."
+            "help": "JSONL files of sample records (harness/records.py: a run's records, or data records with "
+            "`messages` and `response`); lists are concatenated, so sequential and parallel trajectories can "
+            "be mixed in one run."
         },
     )
     max_examples: int | None = field(
@@ -57,12 +57,12 @@ class SFTConfig(TrainingArguments):
     max_tokens: int = field(
         default=40960, metadata={"help": "Tokens per packed row (spec section 3: 40,960)."}
     )
-    join: str = field(
-        default="model",
+    join: str | None = field(
+        default=None,
         metadata={
-            "help": "Rollout join mode the units are cut for: the model writes </Parallel> ('model') or the "
-            "orchestrator does ('orchestrator').",
-            "choices": list(JOIN_MODES),
+            "help": "Join mode that text-only records are cut for, where their format offers a choice "
+            "(ThreadWeaver: 'model' writes </Parallel>, 'orchestrator' appends it); None: the format's default. "
+            "Records written by a rollout keep the join mode of their run."
         },
     )
     mask: str = field(
@@ -111,8 +111,8 @@ class SFTConfig(TrainingArguments):
         if self.extra_tokens and self.model_init is None:
             raise ValueError("extra_tokens needs model_init (a loaded checkpoint keeps its own tokenizer)")
         self.extra_tokens = check_extra_tokens(self.extra_tokens)
-        if self.join not in JOIN_MODES:
-            raise ValueError(f"join must be one of {JOIN_MODES}, got {self.join!r}")
+        if self.join is not None and not isinstance(self.join, str):
+            raise ValueError(f"join must be a join mode name or None, got {self.join!r}")
         if self.mask not in MASK_KINDS:
             raise ValueError(f"mask must be one of {MASK_KINDS}, got {self.mask!r}")
         if self.max_tokens < 16:

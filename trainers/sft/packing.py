@@ -1,12 +1,12 @@
-"""Trie packing for SFT (spec section 3): units, prefix tree, depth-first flattening, labels, Euler tour.
+"""Trie packing for SFT (threadweaver.md section 3): prefix tree, depth-first flattening, labels, Euler tour.
 
-    units = cut_units(example, tag_ids, join="model", encode=encode)   # what the rollout would issue
-    rows = pack(examples, tag_ids, "model", encode, max_tokens=40960)  # several trajectories per row
+    rows = pack([units_of_trajectory_1, ...], max_tokens=40960)   # units: trainers/sft/units.py
 
 Definitions used throughout (and checked by tests/trainers/test_packing.py):
-- A unit is one (prompt, completion) request of the trie rollout (spec section 2), or the whole trajectory.
-  Training a unit on its own supervises the edges `seq[:j+1] -> seq[j+1]` for every completion index `j+1`
-  (the last prompt token predicts the first completion token).
+- A unit is one (prompt, completion) request of the trie rollout (threadweaver.md section 2), or the whole
+  trajectory (trainers/sft/units.py cuts them). Training a unit on its own supervises the edges
+  `seq[:j+1] -> seq[j+1]` for every completion index `j+1` (the last prompt token predicts the first
+  completion token).
 - A tree node stands for a token prefix `seq[:j+1]`; its label is the next token of the supervised edge that
   leaves it (-100 if none). Supervised tokens = the number of DISTINCT `(prefix, next token)` pairs over all
   units of the row: what training each unit alone would supervise, without duplicated prefixes.
@@ -20,36 +20,13 @@ Definitions used throughout (and checked by tests/trainers/test_packing.py):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from harness.errors import InputError
-from harness.jointext import JOIN_MODES, block_close, joined_thread_prefix, thread_request_suffix
-from harness.trajectory import OUTLINE_OPEN, OUTLINES_CLOSE, OUTLINES_OPEN, THREAD_CLOSE, outline_numbers
+from trainers.sft.units import Unit
 
 IGNORE_INDEX = -100  # label of a token that predicts nothing (HF convention)
-Encode = Callable[[str], list[int]]
-Decode = Callable[[list[int]], str]
-
-
-@dataclass
-class Example:
-    """One training trajectory: chat-templated prompt ids and the model's whole output ids."""
-
-    prompt_ids: list[int]
-    completion_ids: list[int]
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One request of the trie rollout (or the whole trajectory): what the model sees and what it writes."""
-
-    prompt_ids: tuple[int, ...]
-    completion_ids: tuple[int, ...]
-
-    @property
-    def ids(self) -> tuple[int, ...]:
-        return self.prompt_ids + self.completion_ids
 
 
 @dataclass
@@ -79,81 +56,6 @@ class PackedRow:
         self.num_supervised_tokens += other.num_supervised_tokens
         self.num_trajectories += other.num_trajectories
         self.num_units += other.num_units
-
-
-# ---------------------------------------------------------------- units (spec sections 2 and 3)
-
-
-def _find(ids: Sequence[int], token: int, start: int) -> int:
-    for k in range(start, len(ids)):
-        if ids[k] == token:
-            return k
-    return -1
-
-
-def _numbers(seq_ids: Sequence[int], tag_ids: dict[str, int], decode: Decode | None) -> list[str]:
-    """Outline numbers of the last `<Outlines>` group of `seq_ids`, which ends at `</Outlines>` (step 2).
-
-    With `decode`, exactly the rollout's reading (`outline_numbers`, dotted numbers kept). Without it,
-    one number per `<Outline>` tag, 1..n: the numbering that valid training data has (spec section 1).
-    """
-    if decode is not None:
-        return outline_numbers(decode(list(seq_ids)))
-    open_at = max((k for k, t in enumerate(seq_ids) if t == tag_ids[OUTLINES_OPEN]), default=-1)
-    if open_at < 0:
-        return []
-    count = sum(1 for t in seq_ids[open_at:] if t == tag_ids[OUTLINE_OPEN])
-    return [str(i) for i in range(1, count + 1)]
-
-
-def cut_units(
-    example: Example, tag_ids: dict[str, int], join: str, encode: Encode, decode: Decode | None = None
-) -> list[Unit]:
-    """Every request/completion unit the trie rollout would issue for `example`, plus the whole trajectory.
-
-    Mirrors the rollout (spec section 2, `harness/jointext.py`): a sequential unit's completion runs up to
-    and including `</Outlines>` (or the end); each outline number `i` gives a thread unit whose prompt is
-    context + `thread_request_suffix(i)` and whose completion runs up to and including `</Thread>`; the next
-    sequential prompt is the context with the joined threads and `block_close(join)` (join "model": the
-    model writes `</Parallel>`, so it is trained; "orchestrator": it is prompt).
-    Malformed trajectory: the trajectory must contain the rollout's inserted text token for token
-    (`encode` of each piece); at the first place where it does not (a thread header, a missing
-    `</Thread>`, the block close, no outline numbers), cutting stops: units issued before it are kept, the
-    rest of the trajectory is trained only through the whole-trajectory unit. Identical units appear once.
-    """
-    if join not in JOIN_MODES:
-        raise InputError(f"join must be one of {JOIN_MODES}, got {join!r}")
-    if not example.prompt_ids:
-        raise InputError("prompt_ids must be non-empty (the tree is rooted at the prompt), got []")
-    prompt, ids = tuple(example.prompt_ids), tuple(example.completion_ids)
-    outlines_close, thread_close = tag_ids[OUTLINES_CLOSE], tag_ids[THREAD_CLOSE]
-    close_ids = tuple(encode(block_close(join)))
-    units: list[Unit] = []
-    pos = 0  # start of the next sequential completion in `ids`
-    while True:
-        stop = _find(ids, outlines_close, pos)
-        end = len(ids) if stop < 0 else stop + 1
-        if end > pos:
-            units.append(Unit(prompt + ids[:pos], ids[pos:end]))
-        numbers = [] if stop < 0 else _numbers(ids[:end], tag_ids, decode)
-        if not numbers:
-            break
-        cursor, regular = end, True
-        for k, number in enumerate(numbers):  # parallel step: one request per outline number
-            header = tuple(encode(joined_thread_prefix(number, first=(k == 0))))
-            thread_end = _find(ids, thread_close, cursor + len(header))
-            if ids[cursor : cursor + len(header)] != header or thread_end < 0:
-                regular = False
-                break
-            suffix = tuple(encode(thread_request_suffix(number)))
-            units.append(Unit(prompt + ids[:end] + suffix, ids[cursor + len(header) : thread_end + 1]))
-            cursor = thread_end + 1
-        if not regular or ids[cursor : cursor + len(close_ids)] != close_ids:
-            break
-        pos = cursor + len(close_ids)  # context = prompt + ids[:pos] = the rollout's joined context
-    whole = Unit(prompt, ids)
-    seen: set[Unit] = set()
-    return [u for u in [*units, whole] if not (u in seen or seen.add(u))]
 
 
 def supervised_pairs(units: Sequence[Unit]) -> set[tuple[tuple[int, ...], int]]:
@@ -235,22 +137,16 @@ def pack_units(units: Sequence[Unit]) -> PackedRow:
     return row
 
 
-def pack(
-    examples: Sequence[Example],
-    tag_ids: dict[str, int],
-    join: str,
-    encode: Encode,
-    max_tokens: int,
-    decode: Decode | None = None,
-) -> list[PackedRow]:
-    """Pack whole trajectory trees into rows of at most `max_tokens` tokens (first-fit, longest first).
+def pack(trajectories: Sequence[Sequence[Unit]], max_tokens: int) -> list[PackedRow]:
+    """Pack whole trajectory trees (each trajectory's units) into rows of at most `max_tokens` tokens
+    (first-fit, longest first).
 
     A trajectory whose tree alone exceeds `max_tokens` is refused (cutting a tree would change what its
     units see).
     """
     if max_tokens < 1:
         raise InputError(f"max_tokens must be >= 1, got {max_tokens}")
-    segments = [pack_units(cut_units(e, tag_ids, join, encode, decode)) for e in examples]
+    segments = [pack_units(units) for units in trajectories]
     for i, seg in enumerate(segments):
         if len(seg) > max_tokens:
             raise InputError(

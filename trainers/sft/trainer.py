@@ -4,10 +4,11 @@
     from trainers.sft.trainer import train_sft
     train_sft(SFTConfig(output_dir="out", model="ckpt", dataset_path=["data.jsonl"]))
 
-Each JSONL line is `{"prompt": user turn, "completion": model output}`; the prompt is rendered with the
-tokenizer's chat template, the completion gets the end-of-sequence token. Trajectories are cut into the
-rollout's units, packed into prefix trees (`trainers.sft.packing`) and trained with the ancestor-only mask
-(`trainers.sft.collate`). Trainer gives CPU, one GPU, and FSDP/DeepSpeed (`accelerate launch` with a
+The dataset is sample records (harness/records.py): a rollout's own records train on the exact units
+the engine saw; text-only records (toy data, generated data: `messages` + `response`) are rendered with
+the one prompt encoder (harness/prompts.py) and cut into the rollout's units through their format
+(`trainers.sft.units`); the completion ends with the end-of-sequence token. Units are packed into prefix
+trees (`trainers.sft.packing`) and trained with the ancestor-only mask (`trainers.sft.collate`). Trainer gives CPU, one GPU, and FSDP/DeepSpeed (`accelerate launch` with a
 standard config) for free. The final model is saved in plain HF format (safetensors) with its tokenizer.
 """
 
@@ -19,33 +20,49 @@ import os
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.jsonl import iter_jsonl
+from harness.records import SampleRecord, read_records
 from trainers.sft.config import SFTConfig
 
 
-def read_dataset(paths: list[str], max_examples: int | None = None) -> list[dict]:
-    """The {prompt, completion} records of the JSONL files, concatenated in order."""
-    records: list[dict] = []
-    for path in paths:
-        for where, rec in iter_jsonl(path, required=("prompt", "completion")):
-            if not isinstance(rec["prompt"], str) or not isinstance(rec["completion"], str):
-                raise InputError(f"{where}: fields `prompt` and `completion` must be strings")
-            records.append(rec)
+def read_dataset(paths: list[str], max_examples: int | None = None) -> list[tuple[str, SampleRecord]]:
+    """("FILE:LINE", record) of the JSONL files, concatenated in order."""
+    records = [item for path in paths for item in read_records(path)]
     if not records:
         raise InputError(f"dataset_path: no records in {paths}")
     return records[:max_examples] if max_examples else records
+
+
+def trajectory_units(where: str, rec: SampleRecord, tokenizer, join: str):
+    """The training units of one record (trainers.sft.units): its own units when the rollout that wrote it
+    counted in this tokenizer's unit, else cut from its text."""
+    from harness.prompts import encode_prompt, render_prompt
+    from harness.tokens import count_unit
+    from trainers.sft.units import cut_units, units_from_record
+
+    eos = tokenizer.eos_token_id
+    same_unit = rec.metrics is not None and rec.metrics.count_unit == count_unit(tokenizer)
+    if rec.units and rec.prompt_ids is not None and rec.response_ids is not None and same_unit:
+        return units_from_record(rec, eos)
+    if rec.prompt is None and not rec.messages:
+        raise InputError(f"{where}: a training record needs `prompt` or `messages`")
+    text = rec.prompt if rec.prompt is not None else render_prompt(tokenizer, rec.messages)
+    run_join = (rec.run.rollout or {}).get("join") if rec.run is not None else None
+    try:
+        return cut_units(encode_prompt(tokenizer, text), rec.response, rec.format, run_join or join, tokenizer, eos)[1]
+    except ValueError as exc:  # a join mode the record's format does not have
+        raise InputError(f"{where}: {exc}") from None
 
 
 def build_model(config: SFTConfig, attn_implementation: str):
     """(model, tokenizer): a random Qwen3 with the char tokenizer (model_init), or a loaded checkpoint.
 
     A loaded tokenizer without the format tags gets them as single special ids, their embedding rows
-    initialised by `harness.trajectory.add_format_tokens` (spec section 1).
+    initialised by `harness.tokenizer.add_format_tokens` (threadweaver.md section 1).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 
-    from harness.trajectory import add_format_tokens
+    from harness.tokenizer import add_format_tokens
 
     if config.model_init is not None:
         from harness.tokenizer import build_char_tokenizer
@@ -80,21 +97,11 @@ def build_model(config: SFTConfig, attn_implementation: str):
     return model, tokenizer
 
 
-def pack_records(records: list[dict], tokenizer, config: SFTConfig):
-    """Records -> packed rows (`trainers.sft.packing.pack`), prompts chat-templated, EOS appended."""
-    from harness.trajectory import format_tag_ids
-    from trainers.sft.packing import Example, pack
+def pack_records(records: list[tuple[str, SampleRecord]], tokenizer, config: SFTConfig):
+    """Records -> packed rows (`trainers.sft.packing.pack`)."""
+    from trainers.sft.packing import pack
 
-    def encode(text: str) -> list[int]:
-        return tokenizer.encode(text, add_special_tokens=False)
-
-    examples = []
-    for rec in records:
-        prompt = tokenizer.apply_chat_template(
-            [{"role": "user", "content": rec["prompt"]}], tokenize=False, add_generation_prompt=True
-        )
-        examples.append(Example(encode(prompt), encode(rec["completion"]) + [tokenizer.eos_token_id]))
-    return pack(examples, format_tag_ids(tokenizer), config.join, encode, config.max_tokens)
+    return pack([trajectory_units(where, rec, tokenizer, config.join) for where, rec in records], config.max_tokens)
 
 
 def _make_trainer_class():

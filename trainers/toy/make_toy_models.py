@@ -40,13 +40,10 @@ MODES = {"threadweaver": "parallel", "sequential": "sequential"}
 
 
 def write_data(mode: str, out: Path, limit: int | None = None) -> Path:
-    """The train split rendered in `mode` as {prompt, completion} JSONL."""
-    from harness.toy import make_split, render, user_message
+    """The train split rendered in `mode` as sample records (JSONL)."""
+    from harness.toy import make_split, to_record
 
-    lines = [
-        json.dumps({"problem_id": p.problem_id, "prompt": user_message(p), "completion": render(p, mode)})
-        for p in make_split("train", limit)
-    ]
+    lines = [to_record(p, mode).to_json() for p in make_split("train", limit)]
     out.write_text("\n".join(lines) + "\n")
     return out
 

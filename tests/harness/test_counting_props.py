@@ -1,4 +1,5 @@
-"""Property tests for harness/trajectory.py over generated and mutated trajectories (hypothesis)."""
+"""Property tests for harness/counting.py and the ThreadWeaver parser over generated and mutated
+trajectories (hypothesis)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.trajectory import (
-    FALLBACK_TAG_IDS,
+from harness.counting import count_ids, fallback_encode, fallback_tag_ids, measure_text
+from harness.formats.threadweaver import (
     FORMAT_TAGS,
     SPECIAL_TOKENS,
-    count_tokens,
-    fallback_encode,
-    measure_text,
     parse_trajectory,
     serialize_trajectory,
     validate_trajectory,
 )
+
+FALLBACK_TAG_IDS = fallback_tag_ids()
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TAG_SPLIT = re.compile("(" + "|".join(map(re.escape, SPECIAL_TOKENS)) + ")")
@@ -120,7 +120,7 @@ def check_invariants(text: str) -> None:
     assert (m.total_tokens, m.critical_path_tokens, m.threads_per_block) == reference_count(
         fallback_tokens(text)
     )
-    assert count_tokens(fallback_encode(text), FALLBACK_TAG_IDS, text) == m
+    assert count_ids(fallback_encode(text), FALLBACK_TAG_IDS, text=text, unit=m.count_unit) == m
     t = parse_trajectory(text)
     assert serialize_trajectory(t) == text  # exact even for malformed text
     assert [len(b.threads) for b in t.blocks] == m.threads_per_block  # parser and counter agree
@@ -162,7 +162,7 @@ def test_tag_soup(pieces):
 @given(st.lists(st.sampled_from(FORMAT_TAGS + ("x",)), max_size=40))
 def test_count_tokens_matches_reference_on_ids(tokens):
     ids = [FALLBACK_TAG_IDS.get(t, 99) for t in tokens]
-    m = count_tokens(ids, FALLBACK_TAG_IDS)
+    m = count_ids(ids, FALLBACK_TAG_IDS)
     assert (m.total_tokens, m.critical_path_tokens, m.threads_per_block) == reference_count(tokens)
     assert m.valid is None
 

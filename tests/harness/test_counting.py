@@ -1,4 +1,5 @@
-"""harness/trajectory.py: golden hand-counted cases, structure, validation, tokenizers, embeddings."""
+"""harness/counting.py and the ThreadWeaver format: golden hand-counted cases, structure, validation,
+tokenizers, embeddings."""
 
 from __future__ import annotations
 
@@ -7,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.trajectory import (
-    FALLBACK_TAG_IDS,
+from harness.counting import (
+    TrajectoryMetrics,
+    count_ids,
+    fallback_encode,
+    fallback_tag_ids,
+    measure_many,
+    measure_text,
+    tag_ids_of,
+)
+from harness.formats.threadweaver import (
     FORMAT_TAGS,
     SPECIAL_TOKENS,
     Block,
@@ -16,19 +25,14 @@ from harness.trajectory import (
     Segment,
     Thread,
     Trajectory,
-    TrajectoryMetrics,
-    add_format_tokens,
-    count_tokens,
-    fallback_encode,
-    format_tag_ids,
-    measure_ids,
-    measure_many,
-    measure_text,
     outline_numbers,
     parse_trajectory,
     serialize_trajectory,
     validate_trajectory,
 )
+from harness.tokens import count_unit
+
+FALLBACK_TAG_IDS = fallback_tag_ids()
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "trace"
@@ -63,7 +67,7 @@ def test_golden_counts(name):
     assert codes == want["codes"]
     assert m.valid == (not want["codes"]) and len(m.violations) == len(codes)
     # the same numbers from ids, in one pass
-    assert count_tokens(fallback_encode(text), FALLBACK_TAG_IDS, text) == m
+    assert count_ids(fallback_encode(text), FALLBACK_TAG_IDS, text=text, unit=m.count_unit) == m
     assert serialize_trajectory(parse_trajectory(text)) == text
     if "outline_numbers" in want:
         assert outline_numbers(text) == want["outline_numbers"]
@@ -123,7 +127,7 @@ def test_outline_numbers():
 
 def test_count_without_text_leaves_validity_unchecked():
     text = golden_text("03_uneven_threads")
-    m = count_tokens(tuple(fallback_encode(text)), FALLBACK_TAG_IDS)
+    m = count_ids(tuple(fallback_encode(text)), FALLBACK_TAG_IDS)
     assert (m.valid, m.violations, m.total_tokens, m.critical_path_tokens) == (None, [], 32, 28)
 
 
@@ -136,7 +140,7 @@ def test_metrics_dict_has_exactly_the_result_keys():
     d = measure_text(golden_text("02_spec_example")).to_dict()
     assert list(d) == [
         "total_tokens", "critical_path_tokens", "num_blocks", "threads_per_block",
-        "self_parallelism", "is_parallel", "valid", "violations",
+        "self_parallelism", "is_parallel", "valid", "violations", "count_unit",
     ]  # fmt: skip
     assert json.loads(json.dumps(d)) == d
     assert list(d) == list(TrajectoryMetrics.__dataclass_fields__)
@@ -185,9 +189,9 @@ def test_tokenizer_paths_agree(char_tokenizer):
     assert measure_many(texts, char_tokenizer.backend_tokenizer) == many
     for text, m in zip(texts, many, strict=True):
         ids = char_tokenizer.encode(text, add_special_tokens=False)
-        assert measure_ids(ids, char_tokenizer) == m
-        # a raw `tokenizers.Tokenizer` (what the CLI loads) gives the same numbers
-        assert measure_ids(ids, char_tokenizer.backend_tokenizer) == m
+        assert count_ids(ids, tag_ids_of(char_tokenizer), text=text, unit=count_unit(char_tokenizer)) == m
+        # a raw `tokenizers.Tokenizer` (what the CLI loads) gives the same numbers and unit
+        assert count_unit(char_tokenizer.backend_tokenizer) == m.count_unit
         # pieces between tags tokenised on their own equal tokenising the whole
         assert sum(
             len(char_tokenizer.encode(p, add_special_tokens=False)) for p in fallback_split(text)
@@ -205,7 +209,7 @@ def test_tokenizer_without_tags_is_refused():
     pytest.importorskip("transformers")
     tok = tiny_word_tokenizer()
     with pytest.raises(ValueError, match="add_format_tokens"):
-        format_tag_ids(tok)
+        tag_ids_of(tok)
 
 
 # ---------------------------------------------------------------- add_format_tokens
@@ -234,6 +238,8 @@ def tiny_word_tokenizer():
 def test_add_format_tokens_inits_rows_as_word_mean(tie):
     torch = pytest.importorskip("torch")
     from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    from harness.tokenizer import add_format_tokens
 
     tok = tiny_word_tokenizer()
     old_vocab = len(tok)

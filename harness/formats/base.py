@@ -1,0 +1,132 @@
+"""The parallel-format interface: one object per format, read by every part that knows about tags.
+
+The trie rollout (harness/rollout.py), the token counter (harness/counting.py), the SFT unit cutter
+(trainers/sft/packing.py), the validators and the toy renderer all go through a `ParallelFormat`, so a new
+format is one module in this package (facts per format: ../shared/spec/formats.md).
+
+The runtime loop every format shares (formats.md section 1; ThreadWeaver: threadweaver.md section 2):
+1. a sequential request continues the context and stops at `fork_trigger` (or end of sequence, the budget,
+   or `branch_close` when it runs inside a branch);
+2. at the trigger, `plan_fork(step_text)` reads the branch ids (parsed from the plan, or a fixed width);
+3. one request per branch: prompt = context + `branch_header(id, k, joined=False)`, stopping at
+   `branch_close` (and at `fork_trigger` where the format nests, `max_depth` > 1); all at once;
+4. join: context + for each branch `branch_header(id, k, joined=True)` + its completion (closed with
+   `branch_close` when it stopped without it), then `after_join(join)`;
+5. where the format has a runtime-run closing part (`summary_close`, Parallel-R1's `<Summary>`), one more
+   request up to that tag; then back to 1. `max_blocks` ends the trajectory after that many blocks.
+
+A branch header is two pieces: the wrapper (`"\\n<Thread>"`: counted in the block's own part) and the part
+inside the branch (`"\\n1:"`: counted in the branch). Counting (formats.md section 3) uses the four
+structural tags `block_open`, `block_close`, `branch_open`, `branch_close`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+FIDELITIES = ("exact", "approximate")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken format rule. `block` is the 1-based block number, None outside blocks."""
+
+    code: str
+    message: str
+    block: int | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class ForkPlan:
+    """What the runtime does at a fork trigger: run `branch_ids` (empty: no fork).
+
+    Without a fork, `fault` says why (recorded on the trajectory) and `close_as_join` asks the runtime to
+    append the join's closing text anyway (an announced block with nothing to run is closed like one).
+    """
+
+    branch_ids: tuple[str, ...] = ()
+    fault: str | None = None
+    close_as_join: bool = False
+
+
+class ParallelFormat:
+    """Base class; a format sets the class attributes and overrides what differs."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    special_tokens: ClassVar[tuple[str, ...]]
+    """Tags that must be single token ids (exact counting, stops on ids); also the fallback counter's."""
+    block_open: ClassVar[str]
+    block_close: ClassVar[str]
+    branch_open: ClassVar[str]
+    branch_close: ClassVar[str]
+    fork_trigger: ClassVar[str]
+    """A sequential request stops at this tag; the runtime then calls `plan_fork`."""
+    summary_close: ClassVar[str | None] = None
+    """The runtime generates a closing part up to this tag after each join (None: the model writes it)."""
+    join_modes: ClassVar[tuple[str, ...]] = ("runtime",)
+    """Accepted `join` settings; the first is the default."""
+    max_depth: ClassVar[int] = 1
+    """Block nesting levels: 1 = no block inside a branch (a nested block is branch text)."""
+    max_blocks: ClassVar[int | None] = None
+    """The trajectory ends right after this many blocks (None: no limit)."""
+    max_branch_tokens: ClassVar[int | None] = None
+    """Generated tokens per branch before the runtime closes it (None: only the total budget)."""
+    branch_temperature: ClassVar[float | None] = None
+    """Sampling temperature forced on branch requests (None: the run's)."""
+    fidelity: ClassVar[str] = "exact"
+    """"exact" when our requests equal the authors' inference token for token (formats.md section 1)."""
+    answer_extract: ClassVar[tuple[str, ...]] = ("boxed",)
+    """Answer extractors of the shared protocol for this format (harness.grading), tried in order."""
+
+    # ----------------------------------------------------------------------------------- runtime loop
+    def default_join(self) -> str:
+        return self.join_modes[0]
+
+    def check_join(self, join: str) -> str:
+        """`join` itself, or ValueError naming the modes this format accepts."""
+        if join not in self.join_modes:
+            raise ValueError(f"join must be one of {self.join_modes} for format {self.name!r}, got {join!r}")
+        return join
+
+    def plan_fork(self, step_text: str) -> ForkPlan:
+        """The branches to run after a request that stopped at `fork_trigger` (its completion text)."""
+        raise NotImplementedError
+
+    def branch_header(self, branch_id: str, k: int, joined: bool) -> tuple[str, str]:
+        """(wrapper, inside) text before branch k's completion: in its request (`joined` False) and in the
+        joined context (`joined` True)."""
+        raise NotImplementedError
+
+    def after_join(self, join: str) -> str:
+        """Text appended after the last branch of a block."""
+        raise NotImplementedError
+
+    def closes_block(self, join: str) -> bool:
+        """True when `after_join(join)` (or the runtime's summary) closes the block; False when the model
+        writes `block_close` in its next request."""
+        return True
+
+    # ------------------------------------------------------------------------------- text of a block
+    def join_text(self, branches: list[tuple[str, str]], join: str) -> str:
+        """What the runtime appends to the context after a fork: `(branch_id, completion_text)` in order;
+        a completion without `branch_close` at its end is closed."""
+        parts = []
+        for k, (branch_id, text) in enumerate(branches):
+            wrapper, inside = self.branch_header(branch_id, k, joined=True)
+            closed = text if text.endswith(self.branch_close) else text + self.branch_close
+            parts.append(wrapper + inside + closed)
+        return "".join(parts) + self.after_join(self.check_join(join))
+
+    # ----------------------------------------------------------------------------------- validation
+    def validate(self, text: str) -> list[Violation]:
+        """Every broken rule of the format's strict checker (empty: valid)."""
+        raise NotImplementedError
+
+    def counting_tags(self) -> tuple[str, str, str, str]:
+        """(block_open, block_close, branch_open, branch_close) for harness.counting."""
+        return (self.block_open, self.block_close, self.branch_open, self.branch_close)
