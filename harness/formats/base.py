@@ -112,6 +112,11 @@ class ParallelFormat:
         return True
 
     # ------------------------------------------------------------------------------- text of a block
+    def plan_text(self, branch_ids: list[str], plans: list[str] | None = None) -> str:
+        """What the model writes to open a block with these branches, ending with `fork_trigger` (the toy
+        renderer and workload benchmarks write blocks with it); `plans` are the per-branch plan texts."""
+        raise NotImplementedError
+
     def join_text(self, branches: list[tuple[str, str]], join: str) -> str:
         """What the runtime appends to the context after a fork: `(branch_id, completion_text)` in order;
         a completion without `branch_close` at its end is closed."""

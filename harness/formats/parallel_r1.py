@@ -63,6 +63,11 @@ class ParallelR1Format(ParallelFormat):
         self.check_join(join)
         return f"{PARALLEL_CLOSE}\n{SUMMARY_OPEN}"
 
+    def plan_text(self, branch_ids: list[str], plans: list[str] | None = None) -> str:
+        if len(branch_ids) != NUM_PATHS:
+            raise ValueError(f"a Parallel-R1 block has {NUM_PATHS} paths, got {len(branch_ids)}")
+        return PARALLEL_OPEN  # no plan: the runtime forks at the tag itself
+
     def validate(self, text: str) -> list[Violation]:
         """The authors' checker: every block holds >= 2 paths and nothing else, and is followed by a
         summary; no nesting, no stray tags, at most 4 blocks."""

@@ -377,6 +377,11 @@ class ThreadWeaverFormat(ParallelFormat):
     def after_join(self, join: str) -> str:
         return "\n" if self.check_join(join) == "model" else "\n" + PARALLEL_CLOSE
 
+    def plan_text(self, branch_ids: list[str], plans: list[str] | None = None) -> str:
+        plans = plans or [f"part {i}" for i in branch_ids]
+        outlines = "".join(f"{OUTLINE_OPEN}{i}: {p}{OUTLINE_CLOSE}\n" for i, p in zip(branch_ids, plans, strict=True))
+        return f"{PARALLEL_OPEN}\n{OUTLINES_OPEN}\n{outlines}{OUTLINES_CLOSE}"
+
     def closes_block(self, join: str) -> bool:
         return self.check_join(join) == "orchestrator"
 
