@@ -18,6 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("THREADWEAVER_SHARED_DATA", REPO.parent / "shared" / "data"))
 BENCHMARKS = ("aime24", "aime25", "amc23", "math500", "minerva_math", "olympiadbench")
+RULE = {b: "minerva" if b == "minerva_math" else "math" for b in BENCHMARKS}  # as tasks/tw_*.yaml declare
 
 
 def load(benchmark: str) -> list[dict]:
@@ -27,13 +28,13 @@ def load(benchmark: str) -> list[dict]:
 
 def items_for(mix: str) -> list[tuple[str, str, str]]:
     if mix == "solutions":
-        return [(r["solution"], r["answer"], "math500") for r in load("math500")]
+        return [(r["solution"], r["answer"], "math") for r in load("math500")]
     items = []
     for b in BENCHMARKS:
         rows = load(b)
         for i, r in enumerate(rows):
             other = rows[(i + len(rows) // 2) % len(rows)]["answer"]
-            items.append(("\\boxed{" + other + "}", r["answer"], b))
+            items.append(("\\boxed{" + other + "}", r["answer"], RULE[b]))
     return items
 
 

@@ -1,7 +1,8 @@
 """Benchmark docs for the tasks: offline JSONL (THREADWEAVER_DATA_DIR) or public hub datasets.
 
-Every doc is normalised to `{"id", "problem", "answer", "benchmark"}` (the fields of the offline copies,
-../shared/data/README.md), whatever the source calls them, so prompts and grading see one shape.
+Every doc is normalised to `{"id", "problem", "answer", "benchmark", "grading"}` (the fields of the offline
+copies, ../shared/data/README.md, plus the task's grading rule name), whatever the source calls them, so
+prompts and grading see one shape.
 
     THREADWEAVER_DATA_DIR=/work/shared/data  ->  <dir>/<benchmark>.jsonl
     unset                                    ->  datasets.load_dataset(HUB_SOURCES[benchmark])
@@ -49,8 +50,8 @@ def _pick(row: dict, fields: tuple[str, ...], what: str, where: str):
     raise InputError(f"{where}: no {what} field (looked for {', '.join(fields)}; got {', '.join(row)})")
 
 
-def normalise(row: dict, benchmark: str, index: int, where: str) -> dict:
-    """One source row -> `{"id", "problem", "answer", "benchmark"}`."""
+def normalise(row: dict, benchmark: str, index: int, where: str, *, grading: str) -> dict:
+    """One source row -> `{"id", "problem", "answer", "benchmark", "grading"}` (`grading`: a rule name)."""
     answer = _pick(row, _ANSWER_FIELDS, "answer", where)
     if isinstance(answer, list):  # OlympiadBench `final_answer` is a one-element list
         answer = answer[0] if answer else ""
@@ -62,11 +63,15 @@ def normalise(row: dict, benchmark: str, index: int, where: str) -> dict:
     if not ident.startswith(f"{benchmark}-"):
         ident = f"{benchmark}-{ident}"
     return {"id": ident, "problem": str(_pick(row, _PROBLEM_FIELDS, "problem", where)),
-            "answer": str(answer), "benchmark": benchmark}
+            "answer": str(answer), "benchmark": benchmark, "grading": grading}
 
 
-def load_docs(benchmark: str, data_dir: str | Path | None = None) -> list[dict]:
-    """All docs of `benchmark`, from `data_dir` (or $THREADWEAVER_DATA_DIR) if set, else from the hub."""
+def load_docs(benchmark: str, data_dir: str | Path | None = None, *, grading: str | dict) -> list[dict]:
+    """All docs of `benchmark`, from `data_dir` (or $THREADWEAVER_DATA_DIR) if set, else from the hub;
+    each doc carries the canonical name of the grading rule `grading` (harness.grading.get_rule)."""
+    from harness.grading.rules import get_rule
+
+    grading = get_rule(grading).name
     if benchmark not in HUB_SOURCES:
         raise InputError(f"unknown benchmark '{benchmark}' (known: {', '.join(HUB_SOURCES)})")
     data_dir = data_dir or os.environ.get(DATA_DIR_ENV)
@@ -78,18 +83,24 @@ def load_docs(benchmark: str, data_dir: str | Path | None = None) -> list[dict]:
         with open(path, encoding="utf-8") as fh:
             for n, line in enumerate(fh, 1):
                 if line.strip():
-                    rows.append(normalise(json.loads(line), benchmark, len(rows), f"{path}:{n}"))
+                    rows.append(normalise(json.loads(line), benchmark, len(rows), f"{path}:{n}", grading=grading))
         return rows
     import datasets  # heavy; only for the hub path
 
     src = HUB_SOURCES[benchmark]
     ds = datasets.load_dataset(src.path, src.name, split=src.split)
-    return [normalise(dict(r), benchmark, i, f"{src.path}[{i}]") for i, r in enumerate(ds)]
+    return [normalise(dict(r), benchmark, i, f"{src.path}[{i}]", grading=grading) for i, r in enumerate(ds)]
 
 
-def load_dataset_dict(benchmark: str, data_dir: str | None = None, **_ignored) -> dict:
-    """lm-eval `custom_dataset` hook: `{"test": datasets.Dataset}`. lm-eval also passes the task
-    metadata and `--metadata` as keyword arguments; those are ignored."""
+def load_dataset_dict(
+    benchmark: str, grading: str | dict | None = None, data_dir: str | None = None, **_ignored
+) -> dict:
+    """lm-eval `custom_dataset` hook: `{"test": datasets.Dataset}`. `dataset_kwargs` give `benchmark` and
+    `grading` (the task's rule); lm-eval also passes the task metadata and `--metadata` as keyword
+    arguments; those are ignored."""
     import datasets
 
-    return {"test": datasets.Dataset.from_list(load_docs(benchmark, data_dir))}
+    if grading is None:
+        raise InputError(f"task of benchmark '{benchmark}': dataset_kwargs needs `grading` (a rule name such "
+                         "as math, minerva, exact, digits, or a dict of rule fields)")  # fmt: skip
+    return {"test": datasets.Dataset.from_list(load_docs(benchmark, data_dir, grading=grading))}

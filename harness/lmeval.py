@@ -251,6 +251,7 @@ class ThreadweaverLM(LM):
             doc = req.doc or {}
             meta = {"task": req.task_name, "benchmark": doc.get("benchmark"), "doc_id": req.doc_id,
                     "problem_id": doc.get("id"), "sample_index": k, "gold": doc.get("answer"),
+                    "grading": doc.get("grading"),
                     "prompt_hash": hashlib.sha256(context.encode()).hexdigest()}  # lm-eval's prompt_hash
             samples.append({"req": req, "key": key, "until": until, "seed": seed, "meta": meta, "record": None})
             cached = self.store.get(key) if self.store is not None else None

@@ -35,9 +35,9 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def majority_answer(
-    answers: Sequence[str | None], benchmark: str, *, workers: int = 2, deadline_s: float = 5.0
+    answers: Sequence[str | None], rule: str, *, workers: int = 2, deadline_s: float = 5.0
 ) -> tuple[str | None, int]:
-    """The most voted answer and its votes; answers are grouped by mathematical equivalence.
+    """The most voted answer and its votes; answers are grouped by equivalence under the grading `rule`.
 
     Missing answers (None) do not vote; ties go to the group whose first member came first.
     """
@@ -54,7 +54,7 @@ def majority_answer(
     if not distinct:
         return None, 0
     pairs = [(distinct[j], distinct[i]) for j in range(len(distinct)) for i in range(j)]
-    same = dict(zip(pairs, equivalent_many(pairs, benchmark, workers, deadline_s), strict=True))
+    same = dict(zip(pairs, equivalent_many(pairs, rule, workers, deadline_s), strict=True))
     groups: list[list[str]] = []  # in order of first occurrence
     for a in distinct:
         home = next((g for g in groups if same[(a, g[0])]), None)
@@ -70,16 +70,16 @@ def majority_answer(
 def maj_at_k(
     extracted_answers: Sequence[str | None],
     gold: str,
-    benchmark: str,
+    rule: str,
     *,
     workers: int = 2,
     deadline_s: float = 5.0,
 ) -> float:
     """maj@k: 1.0 when the majority answer (equivalence groups) matches `gold`, else 0.0."""
-    winner, _ = majority_answer(extracted_answers, benchmark, workers=workers, deadline_s=deadline_s)
+    winner, _ = majority_answer(extracted_answers, rule, workers=workers, deadline_s=deadline_s)
     if winner is None:
         return 0.0
-    return float(equivalent_many([(winner, gold)], benchmark, workers, deadline_s)[0])
+    return float(equivalent_many([(winner, gold)], rule, workers, deadline_s)[0])
 
 
 def stderr(values: Sequence[float]) -> float:

@@ -383,19 +383,20 @@ def _read_trajectories(path: Path) -> list[dict]:
 
 
 def _grade_missing(records: list[dict], path: Path) -> None:
-    """Fill `status` where it is missing, with harness.grading (math-verify, worker pool with deadline)."""
+    """Fill `status` where it is missing, with harness.grading under each record's `grading` rule."""
     todo = [r for r in records if not r.get("status")]
     if not todo:
         return
     from harness import grading
 
     for r in todo:
-        if "response" not in r or "gold" not in r:
-            raise InputError(f"{path}: a line without 'status' needs 'response' and 'gold' to be graded")
-    items = [(r["response"], r["gold"], r["benchmark"], r.get("end_reason") == "budget") for r in todo]
+        if "response" not in r or "gold" not in r or not r.get("grading"):
+            raise InputError(f"{path}: a line without 'status' needs 'response', 'gold' and 'grading' "
+                             "(the task's grading rule) to be graded")  # fmt: skip
+    items = [(r["response"], r["gold"], r["grading"], r.get("end_reason") == "budget") for r in todo]
     try:
         grades = grading.grade_many(items)
-    except ValueError as exc:  # unknown benchmark
+    except InputError as exc:  # unknown grading rule
         raise InputError(f"{path}: {exc}") from None
     for r, g in zip(todo, grades, strict=True):
         r["status"], r["extracted"] = g.status, g.extracted

@@ -75,13 +75,13 @@ def score_doc(doc: dict, responses: list[str], workers: int = 2, deadline_s: flo
 
     stats = _stats_of(responses, doc)
     truncated = [s.get("end_reason") in ("budget", "max_steps") for s in stats]
-    items = [(r, str(doc["answer"]), doc["benchmark"], t) for r, t in zip(responses, truncated, strict=True)]
+    items = [(r, str(doc["answer"]), doc["grading"], t) for r, t in zip(responses, truncated, strict=True)]
     grades = grade_many(items, workers=workers, deadline_s=deadline_s)
     n, c = len(grades), sum(g.status == "correct" for g in grades)
     return {
         "acc": c / n,
         "pass@k": float(c > 0),  # the unbiased estimator 1 - C(n-c, k)/C(n, k) at k = n
-        "maj@k": maj_at_k([g.extracted for g in grades], str(doc["answer"]), doc["benchmark"],
+        "maj@k": maj_at_k([g.extracted for g in grades], str(doc["answer"]), doc["grading"],
                           workers=workers, deadline_s=deadline_s),
         "critical_path_tokens": _mean([s["critical_path_tokens"] for s in stats]),
         "total_tokens": _mean([s["total_tokens"] for s in stats]),

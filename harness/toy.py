@@ -55,7 +55,7 @@ OP_KEYS = "ABCDEFGHIJKLMNOPQRSTUVWX"  # one single-token key per step: chain k, 
 # induction pattern (match "C", copy the one token after it), and so is finding the result of chain c.
 STEP_TOKENS = tuple(f"+{d}" for d in ADDENDS) + tuple(f"{c}=" for c in CHAIN_NAMES)
 BENCHMARK = "toy"
-GRADING = "digits"  # answers are digit strings compared exactly (harness.grading)
+GRADING = "digits"  # answers are digit strings compared exactly; tasks/tw_toy.yaml declares it too
 
 
 @dataclass(frozen=True)

@@ -13,48 +13,70 @@ from harness.jsonl import iter_jsonl
 
 EXAMPLE = """example:
   threadweaver grade samples.jsonl                 # table + counts by status
+  threadweaver grade --rule minerva samples.jsonl  # every line without a `grading` field: rule minerva
   threadweaver grade --json samples.jsonl > graded.jsonl
-each input line: {"response": "... \\\\boxed{25}", "answer": "025", "benchmark": "aime24"}
+each input line: {"response": "... \\\\boxed{25}", "answer": "025", "grading": "math"}
 """
 
 
 def add_parser(subparsers) -> None:
-    from harness.grading import BENCHMARKS
+    from harness.grading import RULES
 
     p = subparsers.add_parser(
         "grade",
         help="Grade responses against gold answers",
-        description="Grade each line of FILE.jsonl: the last \\boxed{} of `response` against `answer`, "
-        f"with the rules of `benchmark` ({', '.join(BENCHMARKS)}). Statuses: correct, wrong, "
+        description="Grade each line of FILE.jsonl: the answer in `response` (by default the last \\boxed{}) "
+        "against `answer`, with the line's `grading` rule, else --rule. Statuses: correct, wrong, "
         "no_answer, truncated, timeout, grader_error.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("file", metavar="FILE.jsonl", help="one JSON object per line: response, answer, benchmark")
+    p.add_argument("file", metavar="FILE.jsonl", help="one JSON object per line: response, answer[, grading]")
+    p.add_argument("--rule", default=None, help=f"grading rule of lines without `grading`: {', '.join(RULES)} "
+                   "or a rule's JSON (default math)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="one JSON line per sample: index, status, extracted")
     p.add_argument("--workers", type=int, default=2, help="grader worker processes (default 2)")
     p.add_argument("--deadline-s", type=float, default=5.0, help="seconds allowed per sample (default 5)")
     p.set_defaults(func=run)
 
 
-def read_items(path: Path) -> list[tuple[str, str, str, bool]]:
-    """(response, answer, benchmark, truncated) per non-empty line; InputError naming FILE:LINE."""
-    from harness.grading import BENCHMARKS
+def line_rule(obj: dict, where: str, rule: str | None):
+    """The grading rule of one input line: its `grading` field, else `rule` (--rule), else "math".
+    A line that names only a `benchmark` is refused: benchmark names do not pick rules."""
+    from harness.grading import get_rule
 
+    if "grading" in obj:
+        try:
+            return get_rule(obj["grading"])
+        except InputError as exc:
+            raise InputError(f"{where}: field `grading`: {exc}") from None
+    if rule is None and "benchmark" in obj:
+        raise InputError(f"{where}: field `benchmark` does not choose a grading rule; add a `grading` field "
+                         "(math, minerva, exact, digits) or pass --rule")  # fmt: skip
+    return get_rule(rule or "math")
+
+
+def read_items(path: Path, rule: str | None = None) -> list[tuple]:
+    """(response, answer, rule, truncated) per non-empty line; InputError naming FILE:LINE."""
     items = []
-    for where, obj in iter_jsonl(path, required=("response", "answer", "benchmark")):
+    for where, obj in iter_jsonl(path, required=("response", "answer")):
         if not isinstance(obj["response"], str):
             raise InputError(f"{where}: field `response` must be a string")
         if not isinstance(obj["answer"], str | int | float) or isinstance(obj["answer"], bool):
             raise InputError(f"{where}: field `answer` must be a string or a number")
-        if obj["benchmark"] not in BENCHMARKS:
-            raise InputError(
-                f"{where}: field `benchmark` must be one of {', '.join(BENCHMARKS)}, got {obj['benchmark']!r}"
-            )
-        items.append(
-            (obj["response"], str(obj["answer"]), obj["benchmark"], bool(obj.get("truncated", False)))
-        )
+        items.append((obj["response"], str(obj["answer"]), line_rule(obj, where, rule),
+                      bool(obj.get("truncated", False))))  # fmt: skip
     return items
+
+
+def check_rule_flag(args) -> None:
+    from harness.grading import get_rule
+
+    if args.rule is not None:
+        try:
+            get_rule(args.rule)
+        except InputError as exc:
+            raise InputError(f"--rule: {exc}") from None
 
 
 def _check_pool_args(args) -> None:
@@ -79,16 +101,17 @@ def run(args) -> int:
     from harness.grading import grade_many
 
     _check_pool_args(args)
-    items = read_items(Path(args.file))
+    check_rule_flag(args)
+    items = read_items(Path(args.file), args.rule)
     grades = grade_many(items, workers=args.workers, deadline_s=args.deadline_s)
     if args.json:
         for i, g in enumerate(grades):
             print(json.dumps({"index": i, "status": g.status, "extracted": g.extracted}, ensure_ascii=False))
         return 0
-    print(f"{'index':>5}  {'benchmark':<14}{'status':<13}extracted")
+    print(f"{'index':>5}  {'rule':<10}{'status':<13}extracted")
     for i, (item, g) in enumerate(zip(items, grades, strict=True)):
         shown = "-" if g.extracted is None else g.extracted.replace("\n", " ")
-        print(f"{i:>5}  {item[2]:<14}{g.status:<13}{shown[:60]}")
+        print(f"{i:>5}  {item[2].name[:9]:<10}{g.status:<13}{shown[:60]}")
     print()
     print("\n".join(summary_lines([g.status for g in grades])))
     sys.stdout.flush()

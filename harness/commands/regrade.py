@@ -23,29 +23,29 @@ def add_parser(subparsers) -> None:
         help="Re-grade a saved run without generating again",
         description="Recompute `status` and `extracted` of every line of RUN_DIR/**/trajectories*.jsonl "
         '(fields `benchmark`, `gold`, `response`; `end_reason` == "budget" marks a truncated sample), '
-        "rewrite each file atomically and print counts by status and accuracy per benchmark.",
+        "rewrite each file atomically (recording the rule in `grading`) and print counts by status and "
+        "accuracy per benchmark.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="folder of a run (searched recursively)")
+    p.add_argument("--rule", default=None, help="grading rule of records without `grading` (math, minerva, "
+                   "exact, digits or a rule's JSON)")  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="grader worker processes (default 2)")
     p.add_argument("--deadline-s", type=float, default=5.0, help="seconds allowed per sample (default 5)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)
 
 
-def read_records(path: Path) -> list[dict]:
-    from harness.grading import BENCHMARKS
+def read_records(path: Path, rule: str | None = None) -> list[tuple[dict, object]]:
+    """(record, its grading rule) per line: the record's `grading`, else --rule."""
+    from harness.commands.grade import line_rule
 
     records = []
     for where, obj in iter_jsonl(path, required=("benchmark", "gold", "response")):
-        if obj["benchmark"] not in BENCHMARKS:
-            raise InputError(
-                f"{where}: field `benchmark` must be one of {', '.join(BENCHMARKS)}, got {obj['benchmark']!r}"
-            )
         if not isinstance(obj["response"], str):
             raise InputError(f"{where}: field `response` must be a string")
-        records.append(obj)
+        records.append((obj, line_rule(obj, where, rule)))
     return records
 
 
@@ -65,26 +65,26 @@ def write_atomic(path: Path, records: list[dict]) -> None:
 
 
 def run(args) -> int:
-    from harness.commands.grade import _check_pool_args, summary_lines
+    from harness.commands.grade import _check_pool_args, check_rule_flag, summary_lines
     from harness.grading import grade_many
 
     _check_pool_args(args)
+    check_rule_flag(args)
     root = Path(args.run_dir)
     if not root.is_dir():
         raise InputError(f"{root}: not a folder (RUN_DIR must be a run folder)")
     files = sorted(p for p in root.rglob("trajectories*.jsonl") if p.is_file())
     if not files:
         raise InputError(f"{root}: no trajectories*.jsonl file below it")
-    loaded = [(path, read_records(path)) for path in files]  # validate everything before writing
+    loaded = [(path, read_records(path, args.rule)) for path in files]  # validate everything before writing
     statuses: list[str] = []
     per_benchmark: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for path, records in loaded:
-        items = [
-            (r["response"], str(r["gold"]), r["benchmark"], r.get("end_reason") == "budget") for r in records
-        ]
+    for path, pairs in loaded:
+        records = [r for r, _ in pairs]
+        items = [(r["response"], str(r["gold"]), rule, r.get("end_reason") == "budget") for r, rule in pairs]
         grades = grade_many(items, workers=args.workers, deadline_s=args.deadline_s)
-        for r, g in zip(records, grades, strict=True):
-            r["status"], r["extracted"] = g.status, g.extracted
+        for (r, rule), g in zip(pairs, grades, strict=True):
+            r["status"], r["extracted"], r["grading"] = g.status, g.extracted, rule.name
             statuses.append(g.status)
             per_benchmark[r["benchmark"]][0] += g.correct
             per_benchmark[r["benchmark"]][1] += 1

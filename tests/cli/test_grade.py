@@ -8,11 +8,11 @@ from pathlib import Path
 from harness.cli import main
 
 SAMPLES = [
-    {"response": "so \\boxed{025}", "answer": "25", "benchmark": "aime24"},
-    {"response": "\\boxed{26}", "answer": "27.0", "benchmark": "amc23"},
-    {"response": "no box", "answer": "1", "benchmark": "toy"},
-    {"response": "\\boxed{\\dfrac12}", "answer": "0.5", "benchmark": "math500"},
-    {"response": "\\boxed{1, 2}", "answer": "$2$, $1$", "benchmark": "olympiadbench"},
+    {"response": "so \\boxed{025}", "answer": "25", "grading": "math"},
+    {"response": "\\boxed{26}", "answer": "27.0", "grading": "math"},
+    {"response": "no box", "answer": "1", "grading": "digits"},
+    {"response": "\\boxed{\\dfrac12}", "answer": "0.5", "grading": "math"},
+    {"response": "\\boxed{1, 2}", "answer": "$2$, $1$", "grading": "minerva"},
 ]
 
 
@@ -35,17 +35,18 @@ def test_grade_table_and_summary(tmp_path, capsys):
     f = write_jsonl(tmp_path / "s.jsonl", SAMPLES)
     assert main(["grade", str(f), "--workers", "1", "--deadline-s", "3"]) == 0
     out = capsys.readouterr().out
-    assert "olympiadbench" in out
+    assert "minerva" in out and "digits" in out
     assert "correct           3" in out and "no_answer         1" in out
     assert "accuracy         0.6000  (3/5)" in out
 
 
 def test_grade_bad_input_names_file_line_and_field(tmp_path, capsys):
     cases = [
-        ('{"response": "x", "answer": "1"}', "missing field `benchmark`"),
-        ('{"response": "x", "answer": "1", "benchmark": "gsm8k"}', "field `benchmark` must be one of"),
+        ('{"response": "x"}', "missing field `answer`"),
+        ('{"response": "x", "answer": "1", "grading": "gsm8k"}', "field `grading`: unknown grading rule"),
+        ('{"response": "x", "answer": "1", "benchmark": "aime24"}', "add a `grading` field"),
         ("{not json", "bad JSON"),
-        ('{"response": 3, "answer": "1", "benchmark": "toy"}', "field `response` must be a string"),
+        ('{"response": 3, "answer": "1", "grading": "digits"}', "field `response` must be a string"),
     ]
     for bad, message in cases:
         f = tmp_path / "bad.jsonl"
@@ -56,6 +57,22 @@ def test_grade_bad_input_names_file_line_and_field(tmp_path, capsys):
     assert main(["grade", str(tmp_path / "missing.jsonl")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert main(["grade", str(f), "--workers", "0"]) == 2
+    assert main(["grade", str(f), "--rule", "minerv"]) == 2
+    assert "--rule: unknown grading rule 'minerv'; did you mean 'minerva'?" in capsys.readouterr().err
+
+
+def test_grade_rule_flag_and_default(tmp_path, capsys):
+    rows = [{"response": "\\boxed{4.47e33}", "answer": "4.5e33", "benchmark": "minerva_math"},
+            {"response": "\\boxed{4.47e33}", "answer": "4.5e33"},
+            {"response": "\\boxed{4.47e33}", "answer": "4.5e33", "grading": "math"}]  # fmt: skip
+    f = write_jsonl(tmp_path / "s.jsonl", rows)
+    assert main(["grade", str(f), "--json", "--rule", "minerva"]) == 0
+    out = [json.loads(line)["status"] for line in capsys.readouterr().out.splitlines()]
+    assert out == ["correct", "correct", "wrong"]  # a line's own `grading` wins over --rule
+    f = write_jsonl(tmp_path / "s.jsonl", rows[1:])
+    assert main(["grade", str(f), "--json"]) == 0  # no --rule: "math"
+    out = [json.loads(line)["status"] for line in capsys.readouterr().out.splitlines()]
+    assert out == ["wrong", "wrong"]
 
 
 def test_regrade_rewrites_status_and_extracted(tmp_path, capsys):
@@ -72,7 +89,9 @@ def test_regrade_rewrites_status_and_extracted(tmp_path, capsys):
          "doc_id": 2, "sample_index": 0},
     ]  # fmt: skip
     path = write_jsonl(run / "trajectories.jsonl", rows)
-    assert main(["regrade", str(tmp_path / "run")]) == 0
+    assert main(["regrade", str(tmp_path / "run")]) == 2  # benchmark names do not choose a rule
+    assert "add a `grading` field (math, minerva, exact, digits) or pass --rule" in capsys.readouterr().err
+    assert main(["regrade", str(tmp_path / "run"), "--rule", "math"]) == 0
     out = capsys.readouterr().out
     new = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["status"] for r in new] == ["correct", "truncated", "correct", "wrong"]
@@ -80,6 +99,7 @@ def test_regrade_rewrites_status_and_extracted(tmp_path, capsys):
     assert new[0]["total_tokens"] == 9 and new[2]["doc_id"] == 1  # other fields kept
     assert "aime24            0.5000  (1/2)" in out and "math500           0.5000  (1/2)" in out
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    assert [r["grading"] for r in new] == ["math"] * 4  # the rule is recorded: no --rule needed again
     assert main(["regrade", str(tmp_path / "run"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["status"] == {"correct": 2, "truncated": 1, "wrong": 1}
@@ -90,7 +110,7 @@ def test_regrade_bad_input(tmp_path, capsys):
     assert "not a folder" in capsys.readouterr().err
     assert main(["regrade", str(tmp_path)]) == 2
     assert "no trajectories" in capsys.readouterr().err
-    good = {"benchmark": "toy", "gold": "1", "response": "\\boxed{1}"}
+    good = {"benchmark": "toy", "gold": "1", "response": "\\boxed{1}", "grading": "digits"}
     path = write_jsonl(tmp_path / "trajectories.jsonl", [good, {"benchmark": "toy", "response": "x"}])
     before = path.read_text()
     assert main(["regrade", str(tmp_path)]) == 2

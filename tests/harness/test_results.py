@@ -110,6 +110,10 @@ def test_missing_status_is_graded_with_math_verify(tmp_path):
         {"problem_id": "q", "sample_index": 2, "response": "no box", "gold": "0.5", "end_reason": "budget",
          "total_tokens": 7, "critical_path_tokens": 7},
     ]
+    path = write_trajectories(tmp_path / "t.jsonl", rows, benchmark="math500")
+    with pytest.raises(InputError, match="needs 'response', 'gold' and 'grading'"):
+        build_result(path, {"model": "m"})
+    rows = [dict(r, grading="math") for r in rows]
     r = build_result(write_trajectories(tmp_path / "t.jsonl", rows, benchmark="math500"), {"model": "m"})
     assert [s.status for s in r.samples] == ["correct", "wrong", "truncated"]
 

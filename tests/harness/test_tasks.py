@@ -9,7 +9,8 @@ import pytest
 pytest.importorskip("lm_eval")
 
 from harness import samplestats  # noqa: E402
-from harness.datasets import load_docs, normalise  # noqa: E402
+from harness.datasets import load_dataset_dict, load_docs, normalise  # noqa: E402
+from harness.errors import InputError  # noqa: E402
 from harness.prompts import PROMPT_SUFFIX  # noqa: E402
 
 TASKS = Path(__file__).resolve().parents[2] / "tasks"
@@ -36,22 +37,30 @@ def test_six_tasks_follow_the_paper_protocol(task_manager):
         assert (gen["temperature"], gen["max_gen_toks"], gen["do_sample"]) == (1.0, 40960, True)
         text = task.doc_to_text(docs[0])
         assert text == docs[0]["problem"].strip() + PROMPT_SUFFIX
-        assert set(docs[0]) == {"id", "problem", "answer", "benchmark"} and docs[0]["benchmark"] == name[3:]
+        assert set(docs[0]) == {"id", "problem", "answer", "benchmark", "grading"}
+        assert docs[0]["benchmark"] == name[3:]
+        assert docs[0]["grading"] == ("minerva" if name == "tw_minerva_math" else "math")
 
 
 def test_normalise_handles_hub_spellings():
-    row = normalise({"question": "Q", "final_answer": ["$3$"], "id": 7}, "olympiadbench", 0, "x")
-    assert row == {"id": "olympiadbench-7", "problem": "Q", "answer": "$3$", "benchmark": "olympiadbench"}
-    assert normalise({"problem": "P", "answer": 27.0}, "amc23", 4, "x")["id"] == "amc23-4"
+    row = normalise({"question": "Q", "final_answer": ["$3$"], "id": 7}, "olympiadbench", 0, "x", grading="math")
+    assert row == {"id": "olympiadbench-7", "problem": "Q", "answer": "$3$", "benchmark": "olympiadbench",
+                   "grading": "math"}  # fmt: skip
+    assert normalise({"problem": "P", "answer": 27.0}, "amc23", 4, "x", grading="math")["id"] == "amc23-4"
 
 
 def test_load_docs_from_data_dir(shared_data):
-    docs = load_docs("aime24", shared_data)
+    docs = load_docs("aime24", shared_data, grading={"compare": "math", "rel_tol": 0.01})
     assert docs[0]["id"].startswith("aime24-") and len(docs) == 30
+    assert docs[0]["grading"] == "minerva"  # the rule's canonical name
+    with pytest.raises(InputError, match="unknown grading rule 'aime'"):
+        load_docs("aime24", shared_data, grading="aime")
+    with pytest.raises(InputError, match="dataset_kwargs needs `grading`"):
+        load_dataset_dict("aime24", data_dir=str(shared_data))
 
 
 def test_score_doc_grades_all_samples_and_reads_side_table():
-    doc = {"id": "math500-z", "problem": "P", "answer": "\\frac{1}{2}", "benchmark": "math500"}
+    doc = {"id": "math500-z", "problem": "P", "answer": "\\frac{1}{2}", "benchmark": "math500", "grading": "math"}
     responses = ["so \\boxed{0.5}", "so \\boxed{1/2}", "so \\boxed{3}", "no box"]
     samplestats.record(doc, responses[0], {"critical_path_tokens": 10, "total_tokens": 20, "self_parallelism": 2.0,
                                            "is_parallel": True, "valid": True, "violations": 0, "wall_s": 1.0,

@@ -12,6 +12,7 @@ import pytest
 from harness import toy
 from harness.cli import main
 from harness.counting import measure_text
+from harness.errors import InputError
 from harness.formats.threadweaver import ThreadWeaverFormat, parse_trajectory, validate_trajectory
 
 TW = ThreadWeaverFormat()
@@ -85,13 +86,13 @@ def test_gold_renderings_grade_correct():
     leading_zero = [p for p in TEST if p.answer.startswith("0")][:3]
     assert leading_zero
     for p in TEST[:5] + leading_zero:
-        assert grade(toy.render_parallel(p), p.answer, toy.BENCHMARK).status == "correct"
+        assert grade(toy.render_parallel(p), p.answer, "digits").status == "correct"
         wrong = p.answer[:-1] + str((int(p.answer[-1]) + 1) % 10)
-        assert grade(toy.render_sequential(p), wrong, toy.BENCHMARK).status == "wrong"
+        assert grade(toy.render_sequential(p), wrong, "digits").status == "wrong"
     p = leading_zero[0]
     dropped = toy.render_sequential(p).replace(f"\\boxed{{{p.answer}}}", f"\\boxed{{{p.answer[1:]}}}")
-    assert grade(dropped, p.answer, toy.BENCHMARK).status == "wrong"
-    assert grade(dropped, p.answer, "math500").status == "correct"  # a number elsewhere
+    assert grade(dropped, p.answer, "digits").status == "wrong"
+    assert grade(dropped, p.answer, "math").status == "correct"  # the same number
 
 
 def test_prompt_uses_chat_template_and_spec_instruction():
@@ -124,8 +125,10 @@ def test_tw_toy_loader():
         import toy_utils
     finally:
         sys.path.remove(str(REPO_ROOT / "tasks"))
-    ds = toy_utils.load_dataset(split="test", limit=4)["test"]
-    assert ds[0] == toy.to_doc(TEST[0]) and len(ds) == 4
+    ds = toy_utils.load_dataset(split="test", limit=4, grading="digits")["test"]
+    assert ds[0] == {**toy.to_doc(TEST[0]), "grading": "digits"} and len(ds) == 4
+    with pytest.raises(InputError, match="needs `grading`"):
+        toy_utils.load_dataset(split="test", limit=4)
 
 
 @pytest.mark.parametrize("name", ["toy-threadweaver", "toy-sequential"])
