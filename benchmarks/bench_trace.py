@@ -63,7 +63,7 @@ def write_jsonl(path: Path, n: int, target_tokens: int, count) -> float:
 
 
 def time_trace(path: Path, tokenizer_dir: Path | None) -> float:
-    cmd = [sys.executable, "-m", "harness.cli", "trace", "--json", str(path)]
+    cmd = [sys.executable, "-m", "threadweaver.cli", "trace", "--json", str(path)]
     if tokenizer_dir is not None:
         cmd += ["--tokenizer", str(tokenizer_dir)]
     start = time.perf_counter()

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from harness import metrics
+from harness.config import build_dataclass, load_yaml_mapping
 from harness.errors import InputError
-from harness.results import MATH_BENCHMARKS, Result, load_result
+from harness.results import Result, load_result
 
-# Per board, the first of these present is the speedup baseline (the paper's sequential-RL model; toy-sequential).
-DEFAULT_BASELINES = ("qwen3-8b-seq-rl", "toy-sequential")
+BOARDS_FILE = "boards.yaml"  # in the results folder: titles, the averaged benchmarks, speedup baselines
 BOOTSTRAP_SEED = 0
 N_BOOT = 2000
 PLOT_AXES = {  # x field -> axis label; file suffix is the field name
@@ -32,48 +33,20 @@ GENERATED_SUFFIXES = (".md", ".csv", ".png", ".svg")
 
 
 @dataclass
-class Speedup:
-    """Paper speedup vs a sequential baseline (spec section 6), with a bootstrap CI over problems."""
+class BoardsConfig:
+    """results/boards.yaml: what the boards show (data, not code)."""
 
-    mean: float
-    correct_only: float | None = None
-    max: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    num_problems: int = 0
-
-
-def paper_speedup(baseline: Result, model: Result, *, n_boot: int = N_BOOT, seed: int = BOOTSTRAP_SEED) -> Speedup | None:
-    """Per problem, mean baseline latency / mean model latency; mean over the problems both have.
-
-    Correct-only uses only correct samples and skips problems where either side has none; max is the largest
-    correct-only per-problem speedup. None when the two share no problem.
-    """
-    b_all, m_all = baseline.problem_means("critical_path_tokens"), model.problem_means("critical_path_tokens")
-    common = sorted(pid for pid in set(b_all) & set(m_all) if m_all[pid] > 0)
-    if not common:
-        return None
-    ratios = np.array([b_all[p] / m_all[p] for p in common])
-    rng = np.random.default_rng(seed)
-    boot = ratios[rng.integers(0, len(ratios), size=(n_boot, len(ratios)))].mean(axis=1)
-    b_ok, m_ok = _correct_means(baseline), _correct_means(model)
-    ok = [b_ok[p] / m_ok[p] for p in common if p in b_ok and p in m_ok and m_ok[p] > 0]
-    return Speedup(
-        mean=float(ratios.mean()),
-        correct_only=float(np.mean(ok)) if ok else None,
-        max=float(np.max(ok)) if ok else None,
-        ci_low=float(np.percentile(boot, 2.5)),
-        ci_high=float(np.percentile(boot, 97.5)),
-        num_problems=len(common),
-    )
+    baselines: list[str] = field(default_factory=list)
+    """Per board, the first of these models present is the speedup baseline."""
+    titles: dict[str, str] = field(default_factory=dict)
+    """Benchmark -> board title (default: the benchmark key)."""
+    average: list[str] = field(default_factory=list)
+    """Benchmarks of the `average` board (models present on all of them; the paper's Average row)."""
 
 
-def _correct_means(result: Result) -> dict[str, float]:
-    sums: dict[str, list[int]] = {}
-    for s in result.samples:
-        if s.status == "correct":
-            sums.setdefault(s.problem_id, []).append(s.critical_path_tokens)
-    return {pid: sum(v) / len(v) for pid, v in sums.items()}
+def load_boards_config(results_dir: str | Path) -> BoardsConfig:
+    path = Path(results_dir) / BOARDS_FILE
+    return build_dataclass(BoardsConfig, load_yaml_mapping(path), str(path)) if path.is_file() else BoardsConfig()
 
 
 @dataclass
@@ -100,10 +73,13 @@ class Board:
     title: str
     baseline: str | None
     rows: list[Row]
+    notes: list[str] = field(default_factory=list)
 
 
-def _speedup_row(result: Result, peers: dict[tuple[str, str], Result], baseline: str | None) -> tuple:
-    """(speedup, ci_low, ci_high) of `result` vs the baseline model on the same board, or Nones."""
+def _speedup_row(result: Result, peers: dict[tuple[str, str], Result], baseline: str | None,
+                 notes: list[str]) -> tuple:  # fmt: skip
+    """(speedup, ci_low, ci_high) of `result` vs the baseline model on the same board, or Nones; a pair
+    counted in different units is not compared (a note says so)."""
     if baseline is None:
         return None, None, None
     base = peers.get((baseline, result.provenance)) or next(
@@ -113,8 +89,14 @@ def _speedup_row(result: Result, peers: dict[tuple[str, str], Result], baseline:
     if result.model.name == baseline:
         return 1.0, None, None
     if result.samples and base.samples:
-        s = paper_speedup(base, result)
-        return (s.mean, s.ci_low, s.ci_high) if s else (None, None, None)
+        try:
+            metrics.check_same_unit({baseline: base.count_unit, result.model.name: result.count_unit}, "latency")
+        except InputError as exc:
+            notes.append(f"{result.model.name}: no speedup ({exc})")
+            return None, None, None
+        lat = "critical_path_tokens"
+        s = metrics.paper_speedup(base.per_problem(lat), result.per_problem(lat), n_boot=N_BOOT, seed=BOOTSTRAP_SEED)
+        return (s.speedup, s.ci_low, s.ci_high) if s else (None, None, None)
     agg = result.aggregates
     if agg.speedup is not None and agg.speedup_baseline == baseline:
         return agg.speedup, None, None
@@ -136,12 +118,10 @@ def pareto_flags(points: list[tuple[float, float | None]]) -> list[bool]:
     return flags
 
 
-def _board_name(benchmark: str) -> str:
-    return {**MATH_BENCHMARKS, "toy": "Toy task (tw_toy)"}.get(benchmark, benchmark)
-
-
-def build_boards(entries: list[tuple[Path, Result]], baselines: tuple[str, ...] = DEFAULT_BASELINES) -> list[Board]:
-    """One board per benchmark (sorted) and, when any model has all six math benchmarks, `average`."""
+def build_boards(entries: list[tuple[Path, Result]], config: BoardsConfig | None = None) -> list[Board]:
+    """One board per benchmark (sorted) and, when a model has every benchmark of `config.average`, `average`."""
+    config = config or BoardsConfig()
+    baselines = tuple(config.baselines)
     by_bench: dict[str, dict[tuple[str, str], Result]] = {}
     origin: dict[tuple[str, str, str], Path] = {}
     for path, r in sorted(entries, key=lambda e: str(e[0])):
@@ -156,22 +136,23 @@ def build_boards(entries: list[tuple[Path, Result]], baselines: tuple[str, ...] 
         peers = by_bench[bench]
         names = {name for name, _ in peers}
         baseline = next((b for b in baselines if b in names), None)
-        rows = []
+        rows, notes = [], []
         for key in sorted(peers):
             r = peers[key]
-            sp, lo, hi = _speedup_row(r, peers, baseline)
+            sp, lo, hi = _speedup_row(r, peers, baseline, notes)
             a = r.aggregates
             rows.append(Row(r.model.name, r.provenance, a.accuracy, a.critical_path_tokens, a.total_tokens,
                             a.self_parallelism, a.activation_ratio, sp, lo, hi, a.wall_s,
                             r.num_samples_per_problem))
-        boards.append(Board(bench, _board_name(bench), baseline, _finish(rows)))
-    average = _average_board([b for b in boards if b.name in MATH_BENCHMARKS], baselines)
+        boards.append(Board(bench, config.titles.get(bench, bench), baseline, _finish(rows), notes))
+    average = _average_board([b for b in boards if b.name in config.average], config)
     return boards + ([average] if average else [])
 
 
-def _average_board(boards: list[Board], baselines: tuple[str, ...]) -> Board | None:
-    """Mean of the per-benchmark values (the paper's Average row) over models present on all six."""
-    if len(boards) < len(MATH_BENCHMARKS):
+def _average_board(boards: list[Board], config: BoardsConfig) -> Board | None:
+    """Mean of the per-benchmark values (the paper's Average row) over models present on all of them."""
+    wanted = len(config.average)
+    if not wanted or len(boards) < wanted:
         return None
     cells: dict[tuple[str, str], list[Row]] = {}
     for b in boards:
@@ -184,12 +165,12 @@ def _average_board(boards: list[Board], baselines: tuple[str, ...]) -> Board | N
 
     rows = [Row(model, prov, mean(rs, "accuracy"), mean(rs, "critical_path_tokens"), mean(rs, "total_tokens"),
                 mean(rs, "self_parallelism"), mean(rs, "activation_ratio"), mean(rs, "speedup"))
-            for (model, prov), rs in sorted(cells.items()) if len(rs) == len(MATH_BENCHMARKS)]
+            for (model, prov), rs in sorted(cells.items()) if len(rs) == wanted]
     if not rows:
         return None
     names = {r.model for r in rows}
-    baseline = next((b for b in baselines if b in names), None)
-    return Board("average", f"Average over {len(MATH_BENCHMARKS)} math benchmarks", baseline, _finish(rows))
+    baseline = next((b for b in config.baselines if b in names), None)
+    return Board("average", config.titles.get("average", f"Average over {wanted} benchmarks"), baseline, _finish(rows))
 
 
 def _finish(rows: list[Row]) -> list[Row]:
@@ -224,12 +205,13 @@ def render_markdown(board: Board, plots: list[str]) -> str:
         if r.speedup_ci_low is not None:
             speed += f" [{r.speedup_ci_low:.2f}, {r.speedup_ci_high:.2f}]"
         lines.append(
-            f"| {r.model} | {r.provenance} | {_fmt(r.num_samples_per_problem, '{}')} | {r.accuracy:.1f} "
+            f"| {r.model} | {r.provenance} | {_fmt(r.num_samples_per_problem, '{}')} | {100 * r.accuracy:.1f} "
             f"| {fmt_tokens(r.critical_path_tokens)} | {fmt_tokens(r.total_tokens)} "
-            f"| {_fmt(r.self_parallelism, '{:.2f}x')} | {_fmt(r.activation_ratio, '{:.1f}')} | {speed} | {_fmt(r.wall_s, '{:.2f}')} "
+            f"| {_fmt(r.self_parallelism, '{:.2f}x')} | {_fmt(None if r.activation_ratio is None else 100 * r.activation_ratio, '{:.1f}')} | {speed} | {_fmt(r.wall_s, '{:.2f}')} "
             f"| {'yes' if r.pareto else ''} |")
     lines += ["", "Speedup CIs are 95% bootstrap intervals over problems (measured results only). "
               "Pareto: no other entry is as accurate at lower or equal critical-path tokens.", ""]
+    lines += [f"- {n}" for n in board.notes] + ([""] if board.notes else [])
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
 
@@ -260,9 +242,9 @@ def plot_board(board: Board, x_field: str, out_base: Path) -> list[Path]:
         for prov, marker, face in (("measured", "o", None), ("reported", "s", "none")):
             pts = [r for r in rows if r.provenance == prov]
             if pts:
-                ax.scatter([getattr(r, x_field) for r in pts], [r.accuracy for r in pts], marker=marker, s=48,
+                ax.scatter([getattr(r, x_field) for r in pts], [100 * r.accuracy for r in pts], marker=marker, s=48,
                            facecolors=face if face else "tab:blue", edgecolors="tab:blue", label=prov, zorder=3)
-        front = sorted((getattr(r, x_field), r.accuracy) for r, f in zip(rows, flags, strict=True) if f)
+        front = sorted((getattr(r, x_field), 100 * r.accuracy) for r, f in zip(rows, flags, strict=True) if f)
         if front:
             ax.plot([p[0] for p in front], [p[1] for p in front], "--", color="tab:red", drawstyle="steps-post",
                     label="Pareto frontier", zorder=2)
@@ -272,7 +254,7 @@ def plot_board(board: Board, x_field: str, out_base: Path) -> list[Path]:
         mid = (min(xs) + max(xs)) / 2 if xs else 0.0
         for r, x in zip(rows, xs, strict=True):  # labels point inwards so they stay inside the axes
             right = x > mid
-            ax.annotate(r.model, (x, r.accuracy), textcoords="offset points", xytext=(-6 if right else 6, 6),
+            ax.annotate(r.model, (x, 100 * r.accuracy), textcoords="offset points", xytext=(-6 if right else 6, 6),
                         ha="right" if right else "left", fontsize=7)
         ax.margins(x=0.2, y=0.15)
         ax.set_xlabel(PLOT_AXES[x_field])
@@ -321,11 +303,15 @@ def write_boards(boards: list[Board], out_dir: str | Path) -> list[Path]:
 
 
 def build_leaderboards(results_dir: str | Path = "results", out_dir: str | Path = "leaderboards",
-                       baselines: tuple[str, ...] = DEFAULT_BASELINES) -> list[Path]:
+                       baselines: tuple[str, ...] | None = None) -> list[Path]:
+    """Boards from the result files; `baselines` (e.g. the CLI's --baseline) replace boards.yaml's."""
     folder = Path(results_dir)
     if not folder.is_dir():
         raise InputError(f"{folder}: results folder does not exist")
     entries = [(p, load_result(p)) for p in sorted(folder.rglob("*.json"))]
     if not entries:
         raise InputError(f"{folder}: no result files (*.json)")
-    return write_boards(build_boards(entries, baselines), out_dir)
+    config = load_boards_config(folder)
+    if baselines:
+        config.baselines = list(baselines)
+    return write_boards(build_boards(entries, config), out_dir)

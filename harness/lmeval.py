@@ -1,20 +1,19 @@
 """lm-eval backend `threadweaver`: every request of a run goes through the trie rollout at once.
 
     lm_eval --model threadweaver --model_args pretrained=PATH,engine=vllm --tasks threadweaver_math \\
-        --include_path tasks --apply_chat_template --output_path out --log_samples
+        --output_path out --log_samples
 
-Glue only: prompts come from lm-eval (chat template via the model's tokenizer), samples from
-harness.rollout, resume from harness.store; grading and metrics run in the tasks (tasks/utils.py), which
-read each sample's statistics from harness.samplestats. `repeats` reach `generate_until` as the same
-Instance repeated k times; the j-th copy is sample_index j. Each finished sample is appended to the store
-and to the run's trajectory file as it finishes.
+Glue only: prompts come from lm-eval (the model's chat template is applied here when lm-eval did not apply
+it, threadweaver.md section 1), samples from harness.rollout, grades from the task's rule
+(harness.grading), resume from harness.store. `repeats` reach `generate_until` as the same Instance
+repeated k times; the j-th copy is sample_index j. Each finished sample is graded, then appended to the
+store and to the run's sample-record file (harness/records.py) as it finishes; the tasks' metrics
+(tasks/utils.py) read each sample's record back through harness.samplestats.
 """
 
 from __future__ import annotations
 
 import asyncio
-import difflib
-import hashlib
 import json
 import logging
 import sys
@@ -27,34 +26,43 @@ from lm_eval.api.registry import register_model
 
 from harness import samplestats
 from harness.errors import InputError
+from harness.records import RECORD_VERSION, RecordWriter, RunHeader, SampleRecord, record_from_dict
 from harness.rollout import RolloutConfig, run_rollouts
 from harness.store import SampleStore, checkpoint_fingerprint, default_store_path, sample_key
 
 log = logging.getLogger(__name__)
 GEN_KWARGS = ("until", "max_gen_toks", "do_sample", "temperature", "top_p", "top_k", "seed")
 _LM_EVAL_EXTRAS = ("batch_size", "device")  # passed by lm-eval to every model; unused (max_batch_size: hf)
-STATS = ("critical_path_tokens", "total_tokens", "self_parallelism", "is_parallel", "valid", "wall_s",
-         "engine_calls", "end_reason")  # fmt: skip
+_ROLLOUT_ARGS = ("format", "parallel", "join", "max_steps", "max_branches")
+_SAMPLING_ARGS = ("temperature", "top_p", "top_k")
 
 
 @dataclass
 class ThreadweaverArgs:
-    """`--model_args` of the threadweaver backend."""
+    """`--model_args` of the threadweaver backend. Precedence: these args, then the zoo entry of
+    `pretrained=zoo:NAME`, then the task's generation_kwargs."""
 
     pretrained: str = ""
     """A local path, a hub id, or `zoo:NAME` (harness.zoo)."""
     engine: str = "vllm"
     """vllm, hf or openai (harness.engines)."""
-    parallel: bool = True
-    """False = the sequential baseline through the same code (tags are text)."""
-    join: str = "model"
-    """model: the model writes </Parallel>; orchestrator: the rollout appends it (spec section 2)."""
-    budget: int | None = None
-    """Total tokens per trajectory; None = the task's max_gen_toks (40960 in our tasks)."""
+    format: str | None = None
+    """The parallel format (harness.formats); None = the zoo entry's, else threadweaver."""
+    parallel: bool | None = None
+    """False = the sequential baseline through the same code (tags are text); None = the zoo's, else True."""
+    join: str | None = None
+    """Who closes a block where the format offers a choice (threadweaver: model | orchestrator)."""
+    budget_tokens: int | None = None
+    """Total tokens per trajectory, all branches; None = the zoo's, else the task's max_gen_toks."""
     max_steps: int = 32
-    max_threads: int = 50
+    max_branches: int = 50
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
     seed: int | None = None
     """Sample k uses seed + k (a gen_kwargs seed wins); None = random."""
+    chat_template: bool = True
+    """Render prompts with the model's chat template when lm-eval did not (threadweaver.md section 1)."""
     dtype: str = "auto"
     tensor_parallel_size: int = 1
     data_parallel_size: int = 1
@@ -66,14 +74,15 @@ class ThreadweaverArgs:
     store: str | None = None
     """Resume store file; None = ~/.cache/threadweaver/store/<model hash>.jsonl; "none" = off."""
     trajectories: str | None = None
-    """Trajectory file (or folder); None = next to --output_path, else ./threadweaver_runs/<time>/."""
+    """Sample-record file (or folder); None = next to --output_path, else ./threadweaver_runs/<time>/."""
 
     def __post_init__(self) -> None:
         if not self.pretrained:
             raise InputError("model_args: pretrained is required (a path, a hub id or zoo:NAME)")
         checks = [
-            ("parallel", isinstance(self.parallel, bool), "true or false"),
-            ("budget", self.budget is None or (isinstance(self.budget, int) and self.budget >= 1), "an int >= 1"),
+            ("parallel", self.parallel is None or isinstance(self.parallel, bool), "true or false"),
+            ("chat_template", isinstance(self.chat_template, bool), "true or false"),
+            ("budget_tokens", self.budget_tokens is None or (isinstance(self.budget_tokens, int) and self.budget_tokens >= 1), "an int >= 1"),
             ("tensor_parallel_size", isinstance(self.tensor_parallel_size, int) and self.tensor_parallel_size >= 1, "an int >= 1"),
             ("data_parallel_size", isinstance(self.data_parallel_size, int) and self.data_parallel_size >= 1, "an int >= 1"),
             ("enforce_eager", isinstance(self.enforce_eager, bool), "true or false"),
@@ -85,12 +94,9 @@ class ThreadweaverArgs:
 
 def parse_model_args(kwargs: dict) -> ThreadweaverArgs:
     """Validated args; an unknown key fails with a suggestion."""
-    known = [f.name for f in fields(ThreadweaverArgs)]
-    for key in kwargs:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(known)})"
-            raise InputError(f"model_args: unknown key '{key}'{hint}")
+    from harness.config import check_keys
+
+    check_keys(kwargs, [f.name for f in fields(ThreadweaverArgs)], "model_args")
     return ThreadweaverArgs(**{k: (str(v) if k in ("pretrained", "store", "trajectories") and v is not None
                                    else v) for k, v in kwargs.items()})  # fmt: skip
 
@@ -106,7 +112,7 @@ def _output_path_from_argv(argv: list[str]) -> str | None:
 
 
 def trajectory_path(setting: str | None, stamp: str, argv: list[str] | None = None) -> Path:
-    """Where this run's trajectory file goes (see ThreadweaverArgs.trajectories)."""
+    """Where this run's sample-record file goes (see ThreadweaverArgs.trajectories)."""
     if setting:
         p = Path(setting).expanduser()
         return p / f"trajectories_{stamp}.jsonl" if p.is_dir() or setting.endswith("/") else p
@@ -117,23 +123,39 @@ def trajectory_path(setting: str | None, stamp: str, argv: list[str] | None = No
     return Path("threadweaver_runs") / stamp / "trajectories.jsonl"
 
 
-def rollout_settings(gen_kwargs: dict, args: ThreadweaverArgs) -> tuple[RolloutConfig, list[str]]:
-    """lm-eval gen_kwargs -> (RolloutConfig, extra stop strings). `do_sample: false` means greedy."""
+def rollout_settings(gen_kwargs: dict, args: ThreadweaverArgs, zoo=None) -> tuple[RolloutConfig, list[str]]:
+    """lm-eval gen_kwargs + model_args + zoo entry -> (RolloutConfig, extra stop strings).
+    `do_sample: false` means greedy."""
     kw = dict(gen_kwargs or {})
     unknown = sorted(set(kw) - set(GEN_KWARGS))
     if unknown:
         raise InputError(f"gen_kwargs: unsupported {', '.join(unknown)} (supported: {', '.join(GEN_KWARGS)})")
     until = kw.get("until") or []
     until = [until] if isinstance(until, str) else list(until)
-    temperature = float(kw.get("temperature", 1.0))
+    task = {"temperature": float(kw.get("temperature", 1.0)), "top_p": float(kw.get("top_p", 1.0)),
+            "top_k": int(kw.get("top_k", -1)), "budget_tokens": int(kw.get("max_gen_toks", 40960))}  # fmt: skip
     if kw.get("do_sample") is False:
-        temperature = 0.0
+        task["temperature"] = 0.0
+    zoo_values = {} if zoo is None else {**{k: v for k, v in zoo.sampling.items() if v is not None},
+                                         "budget_tokens": zoo.budget_tokens, "parallel": zoo.parallel,
+                                         "format": zoo.format}  # fmt: skip
+
+    def pick(name: str, default=None):
+        for source in (getattr(args, name, None), zoo_values.get(name), task.get(name)):
+            if source is not None:
+                return source
+        return default
+
     seed = kw.get("seed", args.seed)
-    config = RolloutConfig(
-        parallel=args.parallel, join=args.join, budget_tokens=int(args.budget or kw.get("max_gen_toks", 40960)),
-        max_steps=args.max_steps, max_threads=args.max_threads, temperature=temperature,
-        top_p=float(kw.get("top_p", 1.0)), top_k=int(kw.get("top_k", -1)), seed=None if seed is None else int(seed),
-    )  # fmt: skip
+    try:
+        config = RolloutConfig(
+            parallel=pick("parallel", True), format=pick("format", "threadweaver"), join=args.join,
+            budget_tokens=int(pick("budget_tokens")), max_steps=args.max_steps, max_branches=args.max_branches,
+            temperature=float(pick("temperature")), top_p=float(pick("top_p")), top_k=int(pick("top_k")),
+            seed=None if seed is None else int(seed),
+        )  # fmt: skip
+    except ValueError as exc:
+        raise InputError(f"model_args: {exc}") from None
     return config, until
 
 
@@ -145,34 +167,51 @@ def cut_at_stops(text: str, until: list[str]) -> str:
     return text
 
 
+def _fail(exc: InputError):
+    """A user error inside lm-eval: one line and exit 2, not lm-eval's traceback."""
+    print(f"error: {exc}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 @register_model("threadweaver")
 class ThreadweaverLM(LM):
     """ThreadWeaver models through the trie rollout. `engine` may also be a built Engine object."""
 
     def __init__(self, engine="vllm", tokenizer=None, **kwargs) -> None:
         super().__init__()
+        try:
+            self._setup(engine, tokenizer, kwargs)
+        except InputError as exc:
+            if isinstance(engine, str):  # the lm_eval CLI: one line, exit 2
+                _fail(exc)
+            raise
+
+    def _setup(self, engine, tokenizer, kwargs: dict) -> None:
         for k in _LM_EVAL_EXTRAS:
             kwargs.pop(k, None)
         self._engine = None if isinstance(engine, str) else engine
         max_batch_size = kwargs.pop("max_batch_size", None)  # lm-eval's --max_batch_size: the hf engine's batch
         self._engine_extra = {"max_batch_size": int(max_batch_size)} if max_batch_size else {}
         self.args = parse_model_args({**kwargs, "engine": engine if isinstance(engine, str) else "object"})
-        self.path = self.args.pretrained
-        if self.path.startswith("zoo:"):
-            from harness.zoo import resolve_pretrained
+        if isinstance(engine, str):
+            from harness.engines import engine_class
 
-            self.path = resolve_pretrained(self.path)[0]
+            engine_class(engine)  # unknown engine or missing package: an InputError before anything loads
+        from harness.zoo import resolve_pretrained
+
+        self.path, self.zoo = resolve_pretrained(self.args.pretrained)
+        if self._engine is None and _looks_local(self.path) and not Path(self.path).expanduser().exists():
+            raise InputError(f"model_args: pretrained {self.path} does not exist")
         if tokenizer is None and self._engine is not None:
             tokenizer = self._engine.tokenizer
         if tokenizer is None:
-            from transformers import AutoTokenizer
-
-            tokenizer = AutoTokenizer.from_pretrained(self.path)
+            tokenizer = _load_tokenizer(self.path)
         self.tokenizer = tokenizer
-        self.model_key = {k: getattr(self.args, k) for k in ("engine", "parallel", "join", "max_steps",
-                                                              "max_threads", "dtype")}  # fmt: skip
-        self.model_key["pretrained"] = self.path
-        self.model_key["checkpoint"] = checkpoint_fingerprint(self.path)  # retrained in place: new samples
+        self._templated = False  # lm-eval called apply_chat_template (its --apply_chat_template)
+        self._said_template = False
+        self.model_key = {k: getattr(self.args, k) for k in ("engine", "dtype")}
+        self.model_key.update(pretrained=self.path, checkpoint=checkpoint_fingerprint(self.path),
+                              record_version=RECORD_VERSION)  # fmt: skip
         off = self.args.store is not None and self.args.store.lower() == "none"
         self.store = None if off else SampleStore(self.args.store or default_store_path(self.model_key))
         self.trajectories = trajectory_path(self.args.trajectories, time.strftime("%Y%m%dT%H%M%S"))
@@ -215,10 +254,23 @@ class ThreadweaverLM(LM):
         return getattr(self.tokenizer, "chat_template", None)
 
     def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
-        """The model tokenizer's own chat template (spec section 1: Qwen3 thinking mode by default)."""
+        """The model tokenizer's own chat template (threadweaver.md section 1: Qwen3 thinking mode)."""
+        self._templated = True
         return self.tokenizer.apply_chat_template(
             chat_history, tokenize=False, add_generation_prompt=add_generation_prompt
         )
+
+    def _prompt(self, context: str) -> str:
+        """The prompt as sent: lm-eval's context, rendered with the chat template if lm-eval did not."""
+        from harness.prompts import has_chat_template, render_prompt
+
+        if self._templated or not self.args.chat_template or not has_chat_template(self.tokenizer):
+            return context
+        if not self._said_template:
+            print("threadweaver: applying the model's chat template (lm-eval's --apply_chat_template was not "
+                  "given; model_args chat_template=false turns this off)", file=sys.stderr)  # fmt: skip
+            self._said_template = True
+        return render_prompt(self.tokenizer, context)
 
     # ------------------------------------------------------------------------------------------- requests
     def loglikelihood(self, requests, disable_tqdm: bool = False):
@@ -227,80 +279,145 @@ class ThreadweaverLM(LM):
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
         raise InputError("threadweaver backend only supports generate_until tasks (got loglikelihood_rolling)")
 
-    def _prompt_ids(self, context: str) -> list[int]:
-        tok = self.tokenizer
-        ids = tok(context, add_special_tokens=False)["input_ids"]
-        bos = getattr(tok, "bos_token", None)
-        if bos and tok.bos_token_id is not None and not context.startswith(bos):
-            ids = [tok.bos_token_id, *ids]
-        return ids
+    def _run_header(self, config: RolloutConfig) -> RunHeader:
+        from harness.store import harness_version, package_version
+        from harness.tokens import count_unit
+
+        engine_pkg = {"vllm": "vllm", "hf": "transformers", "openai": "httpx"}.get(self.args.engine)
+        return RunHeader(
+            format=config.format, rollout=config.to_dict(), engine=self.args.engine,
+            engine_version=package_version(engine_pkg) if engine_pkg else None, dtype=self.args.dtype,
+            model=self.path, model_fingerprint=self.model_key["checkpoint"],
+            zoo_name=None if self.zoo is None else self.zoo.name, count_unit=count_unit(self.tokenizer),
+            harness_version=harness_version(), created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )  # fmt: skip
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """One response per request; all unfinished samples run at once (one rollout per config)."""
+        from harness.prompts import encode_prompt
+
         seen: dict[int, int] = {}
         samples, todo = [], {}  # todo: config json -> (config, [sample positions])
+        headers: dict[str, RunHeader] = {}
         for req in requests:
             k = seen[id(req)] = seen.get(id(req), -1) + 1
-            context, gen_kwargs = req.args[0], req.args[1]
-            config, until = rollout_settings(gen_kwargs, self.args)
+            prompt, gen_kwargs = self._prompt(req.args[0]), req.args[1]
+            config, until = rollout_settings(gen_kwargs, self.args, self.zoo)
+            self._clamp(config, prompt)
             seed = None if config.seed is None else config.seed + k
-            sampling = {**asdict(config), "until": until, "seed": seed}
-            for noise in ("retries", "retry_backoff_s"):
+            sampling = {**config.to_dict(), "until": until, "seed": seed}
+            for noise in ("retries", "retry_backoff_s", "logprobs"):
                 sampling.pop(noise)
-            key = sample_key(model=self.model_key, prompt=context, sample_index=k, sampling=sampling)
+            key = sample_key(model=self.model_key, prompt=prompt, sample_index=k, sampling=sampling)
+            cfg_key = json.dumps(config.to_dict(), sort_keys=True)
+            header = headers.setdefault(cfg_key, self._run_header(config))
             doc = req.doc or {}
-            meta = {"task": req.task_name, "benchmark": doc.get("benchmark"), "doc_id": req.doc_id,
-                    "problem_id": doc.get("id"), "sample_index": k, "gold": doc.get("answer"),
-                    "grading": doc.get("grading"),
-                    "prompt_hash": hashlib.sha256(context.encode()).hexdigest()}  # lm-eval's prompt_hash
-            samples.append({"req": req, "key": key, "until": until, "seed": seed, "meta": meta, "record": None})
+            ident = {"problem_id": str(doc.get("id", req.doc_id)), "sample_index": k, "benchmark": doc.get("benchmark"),
+                     "task": req.task_name, "doc_id": req.doc_id, "gold": None if doc.get("answer") is None else str(doc["answer"]),
+                     "grading": doc.get("grading"), "prompt": prompt, "run": header}  # fmt: skip
+            s = {"req": req, "key": key, "until": until, "seed": seed, "ident": ident, "record": None}
+            samples.append(s)
             cached = self.store.get(key) if self.store is not None else None
             if cached is not None:
-                samples[-1]["record"] = cached
+                s["record"] = record_from_dict(cached, f"{self.store.path} ({key[:12]})")
             else:
-                group = todo.setdefault(json.dumps(asdict(config), sort_keys=True), (config, []))
-                group[1].append(len(samples) - 1)
+                s["prompt_ids"] = encode_prompt(self.tokenizer, prompt)
+                todo.setdefault(cfg_key, (config, []))[1].append(len(samples) - 1)
         reused = len(samples) - sum(len(p) for _, p in todo.values())
-        log.info("threadweaver: %d samples, %d from the store, %d to generate", len(samples), reused,
-                 len(samples) - reused)  # fmt: skip
-        self.trajectories.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.trajectories, "a", encoding="utf-8") as traj:
+        where = f" ({self.store.path})" if self.store is not None else ""
+        print(f"threadweaver: {reused} of {len(samples)} samples from the store{where}, {len(samples) - reused} "
+              f"to generate; records -> {self.trajectories}", file=sys.stderr)  # fmt: skip
+        with RecordWriter(self.trajectories) as out:
             for s in samples:
                 if s["record"] is not None:
-                    self._write(traj, s, cached=True)
+                    out.write(s["record"])
             if todo:
                 engine = self.engine  # built outside the event loop
-                asyncio.run(self._run(engine, todo, samples, traj))
+                asyncio.run(self._run(engine, todo, samples, out))
         if getattr(self, "_owns_engine", False):  # free the engine before lm-eval grades
             self._engine.close()
             self._engine = None
         return [self._finish(s) for s in samples]
 
-    async def _run(self, engine, todo: dict, samples: list[dict], traj) -> None:
-        async def one_group(config: RolloutConfig, positions: list[int]) -> None:
-            def on_record(i: int, rec) -> None:
-                s = samples[positions[i]]
-                s["record"] = {k: v for k, v in rec.to_dict().items() if k != "prompt_ids"}
-                if self.store is not None:
-                    self.store.put(s["key"], s["record"])
-                self._write(traj, s, cached=False)
+    def _clamp(self, config: RolloutConfig, prompt: str) -> None:
+        """Fit the budget into the model's context (its max_model_len / max_position_embeddings)."""
+        limit = self.args.max_model_len or _context_length(self.path, self._engine)
+        if limit is None or config.max_context_tokens is not None:
+            return
+        config.max_context_tokens = limit
+        if config.budget_tokens >= limit and not getattr(self, "_said_clamp", False):
+            print(f"threadweaver: budget_tokens {config.budget_tokens} does not fit the model's context of {limit} "
+                  "tokens; each request stops where the context ends (end_reason 'context')", file=sys.stderr)  # fmt: skip
+            self._said_clamp = True
 
-            prompts = [self._prompt_ids(samples[p]["req"].args[0]) for p in positions]
+    async def _run(self, engine, todo: dict, samples: list[dict], out: RecordWriter) -> None:
+        from tqdm import tqdm
+
+        bar = tqdm(total=sum(len(p) for _, p in todo.values()), desc="threadweaver samples", unit="sample",
+                   file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+
+        async def one_group(config: RolloutConfig, positions: list[int]) -> None:
+            async def on_record(i: int, rec: SampleRecord) -> None:
+                s = samples[positions[i]]
+                for name, value in s["ident"].items():
+                    setattr(rec, name, value)
+                await asyncio.to_thread(_grade, rec, s["until"])
+                s["record"] = rec
+                if self.store is not None:
+                    self.store.put(s["key"], rec.to_dict())
+                out.write(rec)
+                bar.update(1)
+
+            prompts = [samples[p]["prompt_ids"] for p in positions]
             seeds = [samples[p]["seed"] for p in positions]
             await run_rollouts(engine, prompts, config, seeds=seeds, on_record=on_record)
 
-        await asyncio.gather(*(one_group(c, p) for c, p in todo.values()))
-
-    def _write(self, traj, s: dict, cached: bool) -> None:
-        row = {**s["meta"], "response": cut_at_stops(s["record"]["text"], s["until"]), "cached": cached,
-               **s["record"]}  # fmt: skip
-        traj.write(json.dumps(row, ensure_ascii=False) + "\n")
-        traj.flush()
+        try:
+            await asyncio.gather(*(one_group(c, p) for c, p in todo.values()))
+        finally:
+            bar.close()
 
     def _finish(self, s: dict) -> str:
-        rec = s["record"]
-        response = cut_at_stops(rec["text"], s["until"])
-        stats = {k: rec.get(k) for k in STATS}
-        stats["violations"] = len(rec.get("violations") or []) + len(rec.get("faults") or [])
-        samplestats.record(s["req"].doc or {}, response, stats)
+        rec: SampleRecord = s["record"]
+        response = cut_at_stops(rec.response, s["until"])
+        samplestats.record(s["req"].doc or {}, response, rec)
         return response
+
+
+def _grade(rec: SampleRecord, until: list[str]) -> None:
+    """Grade a finished record with its task's rule (no gold or rule: left ungraded)."""
+    if rec.gold is None or rec.grading is None:
+        return
+    from harness.grading import grade_many
+
+    rec.grade = grade_many([(cut_at_stops(rec.response, until), rec.gold, rec.grading, rec.truncated)])[0]
+
+
+def _looks_local(path: str) -> bool:
+    return path.startswith(("/", ".", "~")) or Path(path).expanduser().exists()
+
+
+def _load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise InputError(f"model_args: cannot load a tokenizer from {path} ({type(exc).__name__}: {reason})") from None
+
+
+def _context_length(path: str, engine) -> int | None:
+    """The model's context length: the engine's if it says, else config.json's max_position_embeddings."""
+    for owner in (engine, getattr(engine, "llm", None)):
+        n = getattr(getattr(owner, "model_config", None), "max_model_len", None)
+        if isinstance(n, int):
+            return n
+    config = Path(path).expanduser() / "config.json"
+    if config.is_file():
+        n = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings")
+        return n if isinstance(n, int) else None
+    return None
+
+
+__all__ = ["ThreadweaverArgs", "ThreadweaverLM", "cut_at_stops", "parse_model_args", "rollout_settings", "asdict"]

@@ -1,17 +1,22 @@
-"""Sample metrics: Avg@k, unbiased pass@k, maj@k, bootstrap intervals, stderr, the paper's speedup.
+"""Every figure: Avg@k, unbiased pass@k, maj@k, bootstrap intervals, stderr, the paper's speedup, rates.
 
-Pure Python and numpy (spec section 6). maj@k groups answers by mathematical equivalence through
-`harness.grading`, whose worker pool keeps a hostile answer from hanging the vote.
+Pure Python and numpy (threadweaver.md section 6). The task metrics (harness.samplestats), result files
+(harness.results), leaderboards and the regression gate compute their figures here and nowhere else. Per-
+sample flags are defined once on the sample record (harness/records.py: `truncated`, `valid`); this
+module aggregates them. maj@k groups answers by equivalence through `harness.grading`, whose worker
+pool keeps a hostile answer from hanging the vote.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from harness import answer_norm as norm
+from harness.errors import InputError
 from harness.grading import equivalent_many
 
 
@@ -107,31 +112,88 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
+@dataclass
+class Speedup:
+    """Speedup vs a sequential baseline (threadweaver.md section 6) with a bootstrap CI over problems."""
+
+    speedup: float
+    """Mean over problems of (baseline mean latency / model mean latency)."""
+    ci_low: float
+    ci_high: float
+    problems: int
+    speedup_correct_only: float | None = None
+    """The same over correct rollouts only, skipping problems where either side has none."""
+    max_speedup: float | None = None
+    """The largest per-problem correct-only ratio."""
+
+
 def paper_speedup(
     baseline: Mapping[str, Sequence[float]],
     model: Mapping[str, Sequence[float]],
     baseline_correct: Mapping[str, Sequence[bool]] | None = None,
     model_correct: Mapping[str, Sequence[bool]] | None = None,
-) -> dict[str, float]:
-    """Speedup vs a sequential baseline (spec section 6): per problem, mean baseline latency over mean
-    model latency, then the mean over problems; "correct only" keeps correct rollouts and skips problems
-    where either side has none, and `max_speedup` is the largest per-problem correct-only ratio.
-
-    Latencies are per-rollout values (e.g. critical_path_tokens) keyed by problem id.
-    """
-    common = [p for p in baseline if p in model and len(baseline[p]) and len(model[p])]
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> Speedup | None:
+    """The paper's speedup from per-rollout latencies (e.g. critical_path_tokens) keyed by problem id;
+    None when the two share no problem with rollouts (problems where the model's mean latency is 0 are
+    skipped: no ratio exists)."""
+    common = sorted(p for p in baseline if p in model and len(baseline[p]) and len(model[p]) and np.mean(model[p]) > 0)
     if not common:
-        raise ValueError("baseline and model share no problem with rollouts")
-    ratios = [np.mean(baseline[p]) / np.mean(model[p]) for p in common]
-    out = {"speedup": float(np.mean(ratios)), "problems": float(len(common))}
+        return None
+    ratios = [float(np.mean(baseline[p]) / np.mean(model[p])) for p in common]
+    low, high = bootstrap_ci(ratios, n_boot=n_boot, seed=seed)
+    out = Speedup(float(np.mean(ratios)), low, high, len(common))
     if baseline_correct is not None and model_correct is not None:
         kept = []
         for p in common:
             b = [v for v, ok in zip(baseline[p], baseline_correct.get(p, ()), strict=False) if ok]
             m = [v for v, ok in zip(model[p], model_correct.get(p, ()), strict=False) if ok]
-            if b and m:
+            if b and m and np.mean(m) > 0:
                 kept.append(np.mean(b) / np.mean(m))
         if kept:
-            out["speedup_correct_only"] = float(np.mean(kept))
-            out["max_speedup"] = float(np.max(kept))
+            out.speedup_correct_only, out.max_speedup = float(np.mean(kept)), float(np.max(kept))
     return out
+
+
+# ----------------------------------------------------------------------------- per-sample aggregates
+def mean(values: Iterable[float | None]) -> float:
+    """Mean of the values that are not None; nan when there are none."""
+    vals = [float(v) for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
+def rate(flags: Iterable[bool | None]) -> float:
+    """Share of True among the flags that are not None (activation, truncation, format errors); nan if none."""
+    return mean(None if f is None else float(bool(f)) for f in flags)
+
+
+def by_problem(problem_ids: Sequence[str], values: Sequence[float]) -> dict[str, list[float]]:
+    """problem id -> its samples' values, problems in sorted order."""
+    out: dict[str, list[float]] = {}
+    for pid, v in zip(problem_ids, values, strict=True):
+        out.setdefault(pid, []).append(v)
+    return dict(sorted(out.items()))
+
+
+def accuracy(problem_ids: Sequence[str], correct: Sequence[bool]) -> float:
+    """Avg@k over a benchmark: the mean over problems of each problem's mean correctness (section 6)."""
+    groups = by_problem(problem_ids, [float(c) for c in correct])
+    if not groups:
+        raise ValueError("accuracy needs at least one sample, got 0")
+    return float(np.mean([avg_at_k(v) for v in groups.values()]))
+
+
+def check_same_unit(units: Mapping[str, str | None], what: str) -> str:
+    """The one count unit of the named figures; InputError when they differ or one is unknown: figures
+    counted in different units are never compared (harness/tokens.py)."""
+    distinct = set(units.values())
+    if None in distinct or "unknown" in distinct:
+        unknown = [name for name, u in units.items() if u in (None, "unknown")]
+        raise InputError(f"cannot compare {what}: the count unit of {', '.join(unknown)} is unknown "
+                         "(rebuild it from sample records of this harness)")  # fmt: skip
+    if len(distinct) > 1:
+        listed = ", ".join(f"{name} in {u}" for name, u in units.items())
+        raise InputError(f"cannot compare {what}: counted in different units ({listed})")
+    return distinct.pop()

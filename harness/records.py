@@ -33,8 +33,8 @@ from harness.jsonl import iter_jsonl
 
 RECORD_VERSION = 1
 UNIT_KINDS = ("trunk", "branch", "summary")
-END_REASONS = ("eos", "budget", "max_steps", "max_blocks", "error")
-LIMIT_END_REASONS = ("budget", "max_steps", "max_blocks")
+END_REASONS = ("eos", "budget", "context", "max_steps", "max_blocks", "error")
+LIMIT_END_REASONS = ("budget", "context", "max_steps", "max_blocks")
 """End reasons that are a limit, not the model's own end: these samples are "truncated" (formats.md s. 4)."""
 
 

@@ -12,16 +12,17 @@ of the same model passes, and a real drop several times the bootstrap standard e
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from harness import metrics
+from harness.config import build_dataclass, load_yaml_mapping
 from harness.errors import InputError
 from harness.results import Result
 
-SETTINGS = ("num_samples_per_problem", "budget_tokens", "parallel", "join")
+SETTINGS = ("num_samples_per_problem", "budget_tokens", "parallel", "format", "join")
 SAMPLING = ("temperature", "top_p", "top_k")
 
 
@@ -51,25 +52,8 @@ class RegressPolicy:
 
 
 def load_policy(path: str | Path) -> RegressPolicy:
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: cannot read policy ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: a policy must be a mapping of key -> value")
-    known = list(RegressPolicy.__dataclass_fields__)
-    for key in data:
-        if key not in known:
-            hint = difflib.get_close_matches(str(key), known, n=1)
-            raise InputError(f"{path}: unknown key '{key}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
-                             + f" (known: {', '.join(known)})")
-    try:
-        return RegressPolicy(**data)
-    except ValueError as exc:
-        raise InputError(f"{path}: {exc}") from None
+    """A policy YAML (keys = RegressPolicy fields); InputError naming the file and the key."""
+    return build_dataclass(RegressPolicy, load_yaml_mapping(path), str(path))
 
 
 @dataclass
@@ -96,6 +80,8 @@ class RegressReport:
     latency_candidate: float
     latency_change_pct: Estimate
     failures: list[str]
+    allowed_differences: list[str] = dataclasses.field(default_factory=list)
+    """Settings that differ and were allowed (`--allow-setting-diff`), shown in the report."""
 
     @property
     def passed(self) -> bool:
@@ -106,8 +92,23 @@ class RegressReport:
         return 0 if self.passed else 1
 
 
-def check_comparable(baseline: Result, candidate: Result) -> list[str]:
-    """Why the two results cannot be compared (benchmark, problem set, settings), or []."""
+def setting_differences(baseline: Result, candidate: Result) -> dict[str, str]:
+    """name -> "a vs b" for every run setting that differs."""
+    out = {}
+    for name in SETTINGS:
+        a, b = getattr(baseline, name), getattr(candidate, name)
+        if a != b:
+            out[name] = f"{a!r} vs {b!r}"
+    for name in SAMPLING:
+        a, b = getattr(baseline.sampling, name), getattr(candidate.sampling, name)
+        if a != b:
+            out[f"sampling.{name}"] = f"{a!r} vs {b!r}"
+    return out
+
+
+def check_comparable(baseline: Result, candidate: Result, allow: tuple[str, ...] = ()) -> list[str]:
+    """Why the two results cannot be compared (benchmark, problem set, count unit, settings not in
+    `allow`), or []."""
     problems = []
     if baseline.benchmark != candidate.benchmark:
         problems.append(f"benchmarks differ: '{baseline.benchmark}' vs '{candidate.benchmark}'")
@@ -122,14 +123,13 @@ def check_comparable(baseline: Result, candidate: Result) -> list[str]:
         only_b, only_c = sorted(b_ids - c_ids), sorted(c_ids - b_ids)
         problems.append(f"problem sets differ: {len(only_b)} only in baseline (e.g. {only_b[:3]}), "
                         f"{len(only_c)} only in candidate (e.g. {only_c[:3]})")
-    for name in SETTINGS:
-        a, b = getattr(baseline, name), getattr(candidate, name)
-        if a != b:
-            problems.append(f"setting '{name}' differs: {a!r} vs {b!r}")
-    for name in SAMPLING:
-        a, b = getattr(baseline.sampling, name), getattr(candidate.sampling, name)
-        if a != b:
-            problems.append(f"setting 'sampling.{name}' differs: {a!r} vs {b!r}")
+    try:
+        metrics.check_same_unit({"baseline": baseline.count_unit, "candidate": candidate.count_unit}, "latency")
+    except InputError as exc:
+        problems.append(str(exc).removeprefix("cannot compare latency: "))
+    for name, diff in setting_differences(baseline, candidate).items():
+        if name not in allow:
+            problems.append(f"setting '{name}' differs: {diff} (allow it with --allow-setting-diff {name})")
     return problems
 
 
@@ -141,10 +141,15 @@ def _estimate(point: float, boot: np.ndarray, confidence: float, upper: bool) ->
 
 
 def regress(baseline: Result, candidate: Result, policy: RegressPolicy | None = None, *, n_boot: int = 2000,
-            seed: int = 0) -> RegressReport:
-    """Paired bootstrap over problems of the accuracy change (points) and latency change (percent)."""
+            seed: int = 0, allow: tuple[str, ...] = ()) -> RegressReport:
+    """Paired bootstrap over problems of the accuracy change (points) and latency change (percent).
+    `allow`: settings that may differ (a parallel model against its sequential baseline: "parallel")."""
     policy = policy or RegressPolicy()
-    problems = check_comparable(baseline, candidate)
+    unknown = [a for a in allow if a not in SETTINGS + tuple(f"sampling.{s}" for s in SAMPLING)]
+    if unknown:
+        raise InputError(f"--allow-setting-diff: unknown setting '{unknown[0]}' (settings: "
+                         f"{', '.join(SETTINGS + tuple(f'sampling.{s}' for s in SAMPLING))})")  # fmt: skip
+    problems = check_comparable(baseline, candidate, allow)
     if problems:
         raise InputError("cannot compare: " + "; ".join(problems))
     ids = list(baseline.problem_means("correct"))
@@ -158,6 +163,7 @@ def regress(baseline: Result, candidate: Result, policy: RegressPolicy | None = 
         per_problem(baseline, "critical_path_tokens"), per_problem(candidate, "critical_path_tokens"),
         policy, n_boot=n_boot, seed=seed)
     report.baseline, report.candidate, report.benchmark = baseline.model.name, candidate.model.name, baseline.benchmark
+    report.allowed_differences = [f"{k}: {v}" for k, v in setting_differences(baseline, candidate).items()]
     return report
 
 
@@ -203,5 +209,7 @@ def render_report(r: RegressReport) -> str:
         "",
         "Policy: " + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(r.policy).items()), "",
     ]
+    if r.allowed_differences:
+        lines += ["Settings that differ (allowed): " + "; ".join(r.allowed_differences), ""]
     lines += [f"- {f}" for f in r.failures] or ["No regression found."]
     return "\n".join(lines) + "\n"

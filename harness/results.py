@@ -1,8 +1,11 @@
 """Result files: one model on one benchmark under one setting (format: results/SCHEMA.md).
 
     result = load_result("results/threadweaver-qwen3-8b__aime24.json")
-    result = build_result("runs/x/trajectories.jsonl", {"model": "toy-threadweaver", "parallel": True})
-    save_result(result, "results/toy-threadweaver__toy.json")
+    results = build_results(["out/run1/"], {"model": "toy-threadweaver"})   # one per benchmark of the run
+    save_result(results[0], "results/toy-threadweaver__toy.json")
+
+Measured results are built from sample records (harness/records.py); every figure comes from
+harness.metrics. Fractions in the file, percent only in rendered tables.
 
 Every load error names the file and the field. Old files are upgraded by `UPGRADES` (one function per
 old `schema_version`, each returning the next version), like append-only migrations.
@@ -19,24 +22,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness import metrics
 from harness.errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("correct", "wrong", "no_answer", "truncated", "timeout", "grader_error")
 PROVENANCES = ("measured", "reported")
-JOIN_MODES = ("model", "orchestrator")
-# The six math benchmarks of the paper (spec section 6) and their display names; `toy` has its own board.
-MATH_BENCHMARKS = {
-    "aime24": "AIME24",
-    "aime25": "AIME25",
-    "amc23": "AMC23",
-    "math500": "MATH500",
-    "minerva_math": "Minerva Math",
-    "olympiadbench": "OlympiadBench",
-}
+
+def _v1_to_v2(data: dict) -> dict:
+    """v2: accuracy and activation_ratio become fractions; the count unit is recorded (unknown for v1)."""
+    agg = dict(data.get("aggregates") or {})
+    for name in ("accuracy", "activation_ratio"):
+        if isinstance(agg.get(name), int | float) and not isinstance(agg.get(name), bool):
+            agg[name] = round(agg[name] / 100.0, 6)
+    return {**data, "aggregates": agg, "count_unit": data.get("count_unit")}
+
 
 # old schema_version -> function(dict) returning the dict at version + 1. v1 is the first version.
-UPGRADES: dict[int, Callable[[dict], dict]] = {}
+UPGRADES: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
 
 
 class FieldError(ValueError):
@@ -129,9 +132,12 @@ class Sample:
     critical_path_tokens: int
     is_parallel: bool | None = None
     wall_s: float | None = None
+    end_reason: str | None = None
+    """How the trajectory ended (harness.records.END_REASONS); a limit = truncated."""
 
     def __post_init__(self):
         _str(self, "problem_id", optional=False)
+        _str(self, "end_reason")
         _int(self, "sample_index", optional=False)
         _str(self, "status", optional=False, choices=STATUSES)
         _int(self, "total_tokens", optional=False)
@@ -146,14 +152,16 @@ class Aggregates:
     """Summary figures; measured files compute them from `samples`, reported files copy the paper."""
 
     accuracy: float
-    """Avg@k in percent (spec section 6)."""
+    """Avg@k as a fraction (threadweaver.md section 6)."""
     critical_path_tokens: float | None = None
     """Mean token latency per trajectory."""
     total_tokens: float | None = None
     self_parallelism: float | None = None
     """Mean over trajectories of total_tokens / critical_path_tokens."""
     activation_ratio: float | None = None
-    """Percent of trajectories with at least one parallel block."""
+    """Share of trajectories with at least one parallel block."""
+    truncation_rate: float | None = None
+    """Share of trajectories that ended at a limit (budget, context, steps, blocks), not on their own."""
     wall_s: float | None = None
     """Mean wall-clock seconds per trajectory (measured only)."""
     speedup: float | None = None
@@ -165,8 +173,9 @@ class Aggregates:
     num_samples: int | None = None
 
     def __post_init__(self):
-        _num(self, "accuracy", optional=False, low=0.0, high=100.0)
-        _num(self, "activation_ratio", low=0.0, high=100.0)
+        _num(self, "accuracy", optional=False, low=0.0, high=1.0)
+        _num(self, "activation_ratio", low=0.0, high=1.0)
+        _num(self, "truncation_rate", low=0.0, high=1.0)
         for name in ("critical_path_tokens", "total_tokens", "self_parallelism", "wall_s", "speedup",
                      "speedup_correct_only", "max_speedup"):
             _num(self, name, low=0.0)
@@ -189,7 +198,11 @@ class Result:
     budget_tokens: int | None = None
     seeds: list[int] | None = None
     parallel: bool | None = None
+    format: str | None = None
+    """The parallel format (harness.formats) the run used."""
     join: str | None = None
+    count_unit: str | None = None
+    """What one token is (harness/tokens.py); figures in different units are never compared."""
     num_samples_per_problem: int | None = None
     citation: Citation | None = None
     created_at: str | None = None
@@ -199,9 +212,8 @@ class Result:
     def __post_init__(self):
         _str(self, "benchmark", optional=False)
         _str(self, "provenance", optional=False, choices=PROVENANCES)
-        for name in ("engine", "engine_version", "dtype", "created_at"):
+        for name in ("engine", "engine_version", "dtype", "created_at", "format", "join", "count_unit"):
             _str(self, name)
-        _str(self, "join", choices=JOIN_MODES)
         _int(self, "budget_tokens", low=1)
         _int(self, "num_samples_per_problem", low=1)
         if self.parallel is not None and not isinstance(self.parallel, bool):
@@ -227,13 +239,15 @@ class Result:
                 out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
         return out
 
+    def per_problem(self, key: str, correct_only: bool = False) -> dict[str, list[float]]:
+        """problem id -> its samples' `key` ("correct" = 0/1 correctness, or a token field)."""
+        samples = [s for s in self.samples if not correct_only or s.status == "correct"]
+        values = [float(s.status == "correct") if key == "correct" else float(getattr(s, key)) for s in samples]
+        return metrics.by_problem([s.problem_id for s in samples], values)
+
     def problem_means(self, key: str) -> dict[str, float]:
-        """Per problem, the mean over its samples of `key` ("correct" = 0/1 correctness, or a token field)."""
-        sums: dict[str, list[float]] = {}
-        for s in self.samples:
-            value = float(s.status == "correct") if key == "correct" else float(getattr(s, key))
-            sums.setdefault(s.problem_id, []).append(value)
-        return {pid: sum(v) / len(v) for pid, v in sorted(sums.items())}
+        """Per problem, the mean over its samples of `key`."""
+        return {pid: sum(v) / len(v) for pid, v in self.per_problem(key).items()}
 
 
 # ----- loading and saving -----
@@ -334,115 +348,146 @@ def result_filename(result: Result) -> str:
     return f"{result.model.name}__{result.benchmark}.json"
 
 
-# ----- measured results from a trajectory file -----
+# ----- measured results from sample records -----
 
 def compute_aggregates(samples: list[Sample]) -> Aggregates:
-    """Avg@k accuracy (mean over problems of the mean over samples), token means, ratios (spec section 6)."""
-    by_problem: dict[str, list[Sample]] = {}
-    for s in samples:
-        by_problem.setdefault(s.problem_id, []).append(s)
-    acc = sum(sum(s.status == "correct" for s in v) / len(v) for v in by_problem.values()) / len(by_problem)
-    n = len(samples)
+    """Avg@k accuracy, token means, rates (threadweaver.md section 6), all from harness.metrics."""
+    from harness.records import LIMIT_END_REASONS
+
+    ids = [s.problem_id for s in samples]
+    walls = [s.wall_s for s in samples]
     ratios = [s.total_tokens / s.critical_path_tokens for s in samples if s.critical_path_tokens > 0]
-    parallel = [s.is_parallel if s.is_parallel is not None else s.total_tokens > s.critical_path_tokens
-                for s in samples]
-    walls = [s.wall_s for s in samples if s.wall_s is not None]
+    ends = [None if s.end_reason is None else s.end_reason in LIMIT_END_REASONS for s in samples]
     return Aggregates(
-        accuracy=round(100.0 * acc, 4),
-        critical_path_tokens=round(sum(s.critical_path_tokens for s in samples) / n, 4),
-        total_tokens=round(sum(s.total_tokens for s in samples) / n, 4),
-        self_parallelism=round(sum(ratios) / len(ratios), 4) if ratios else None,
-        activation_ratio=round(100.0 * sum(parallel) / n, 4),
-        wall_s=round(sum(walls) / len(walls), 6) if len(walls) == n else None,
-        num_problems=len(by_problem),
-        num_samples=n,
-    )
+        accuracy=round(metrics.accuracy(ids, [s.status == "correct" for s in samples]), 6),
+        critical_path_tokens=round(metrics.mean(s.critical_path_tokens for s in samples), 4),
+        total_tokens=round(metrics.mean(s.total_tokens for s in samples), 4),
+        self_parallelism=round(metrics.mean(ratios), 4) if ratios else None,
+        activation_ratio=round(metrics.rate(s.is_parallel if s.is_parallel is not None
+                                            else s.total_tokens > s.critical_path_tokens for s in samples), 6),
+        truncation_rate=None if None in ends else round(metrics.rate(ends), 6),
+        wall_s=round(metrics.mean(walls), 6) if None not in walls else None,
+        num_problems=len(set(ids)), num_samples=len(samples),
+    )  # fmt: skip
 
 
-def _read_trajectories(path: Path) -> list[dict]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read trajectory file ({exc})") from None
-    records = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(lines):  # a torn last line from a killed writer is ignored (like harness.store)
-                continue
-            raise InputError(f"{path}:{i}: not valid JSON") from None
-        if not isinstance(rec, dict):
-            raise InputError(f"{path}:{i}: each line must be a JSON object")
-        records.append(rec)
-    if not records:
-        raise InputError(f"{path}: no trajectories in the file")
-    return records
+def record_files(paths: list[str | Path]) -> list[Path]:
+    """The sample-record files among `paths` (files, or folders searched recursively)."""
+    from harness.records import is_record_file
+
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = [f for f in sorted(p.rglob("*.jsonl")) if is_record_file(f)]
+            if not found:
+                raise InputError(f"{p}: no sample-record files (*.jsonl) below this folder")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    return out
 
 
-def _grade_missing(records: list[dict], path: Path) -> None:
-    """Fill `status` where it is missing, with harness.grading under each record's `grading` rule."""
-    todo = [r for r in records if not r.get("status")]
-    if not todo:
-        return
-    from harness import grading
+def _grade_missing(records: list) -> None:
+    """Grade records that have no grade yet, with their own grading rule (worker pool with deadline)."""
+    todo = [(w, r) for w, r in records if r.grade is None]
+    for where, r in todo:
+        if r.gold is None or r.grading is None:
+            raise InputError(f"{where}: an ungraded record needs `gold` and `grading` to be graded")
+    if todo:
+        from harness.grading import grade_many
 
-    for r in todo:
-        if "response" not in r or "gold" not in r or not r.get("grading"):
-            raise InputError(f"{path}: a line without 'status' needs 'response', 'gold' and 'grading' "
-                             "(the task's grading rule) to be graded")  # fmt: skip
-    items = [(r["response"], r["gold"], r["grading"], r.get("end_reason") == "budget") for r in todo]
-    try:
-        grades = grading.grade_many(items)
-    except InputError as exc:  # unknown grading rule
-        raise InputError(f"{path}: {exc}") from None
-    for r, g in zip(todo, grades, strict=True):
-        r["status"], r["extracted"] = g.status, g.extracted
+        grades = grade_many([(r.response, r.gold, r.grading, r.truncated) for _, r in todo])
+        for (_, r), g in zip(todo, grades, strict=True):
+            r.grade = g
 
 
-def build_result(trajectory_file: str | Path, metadata: dict) -> Result:
-    """A measured Result from a trajectory JSONL (docs/ARCHITECTURE.md) and run metadata.
+def _run_fields(header) -> dict:
+    """Result fields from a record's run header."""
+    if header is None:
+        return {}
+    ro = header.rollout or {}
+    return {
+        "engine": header.engine, "engine_version": header.engine_version, "dtype": header.dtype,
+        "sampling": {k: ro.get(k) for k in ("temperature", "top_p", "top_k")},
+        "budget_tokens": ro.get("budget_tokens"), "seeds": None if ro.get("seed") is None else [ro["seed"]],
+        "parallel": ro.get("parallel"), "format": header.format, "join": ro.get("join"),
+        "count_unit": header.count_unit, "pretrained": header.model, "zoo_name": header.zoo_name,
+    }  # fmt: skip
 
-    `metadata` holds the top-level result fields: `model` (a name or {name, zoo_name, pretrained}) and any of
-    engine, engine_version, dtype, sampling, budget_tokens, seeds, parallel, join.
+
+def build_results(paths: list[str | Path], metadata: dict) -> list[Result]:
+    """Measured Results (one per benchmark) from the sample records of ONE run: files or folders.
+
+    `metadata` holds top-level result fields: `model` (a name or {name, zoo_name, pretrained}) and any of
+    engine, engine_version, dtype, sampling, budget_tokens, seeds, parallel, format, join; given values
+    win over the run header's.
     """
-    path = Path(trajectory_file)
-    records = _read_trajectories(path)
-    benchmarks = sorted({str(r.get("benchmark")) for r in records})
-    if len(benchmarks) != 1:
-        raise InputError(f"{path}: one result holds one benchmark, found {benchmarks}")
-    _grade_missing(records, path)
-    samples = []
-    for i, r in enumerate(records):
-        pid = r.get("problem_id") if r.get("problem_id") is not None else r.get("doc_id")
-        try:
-            samples.append(Sample(
-                problem_id=str(pid) if pid is not None else None, sample_index=r.get("sample_index"),
-                status=r.get("status"), total_tokens=r.get("total_tokens"),
-                critical_path_tokens=r.get("critical_path_tokens"), is_parallel=r.get("is_parallel"),
-                wall_s=r.get("wall_s"),
-            ))
-        except FieldError as exc:
-            raise InputError(f"{path}:{i + 1}: {exc}") from None
-    # A resumed run appends the same sample again: the last line of a (problem_id, sample_index) wins.
-    samples = sorted({(s.problem_id, s.sample_index): s for s in samples}.values(),
-                     key=lambda s: (s.problem_id, s.sample_index))
-    counts: dict[str, int] = {}
-    for s in samples:
-        counts[s.problem_id] = counts.get(s.problem_id, 0) + 1
+    from harness.records import read_records
+
+    files = record_files(paths)
+    records = [item for f in files for item in read_records(f)]
+    if not records:
+        raise InputError(f"{', '.join(map(str, paths))}: no sample records")
+    runs = {}
+    for where, r in records:
+        key = json.dumps(None if r.run is None else {**dataclasses.asdict(r.run), "created_at": None}, sort_keys=True)
+        runs.setdefault(key, where)
+    if len(runs) > 1:
+        raise InputError(f"{', '.join(map(str, paths))}: records of {len(runs)} different runs (first lines: "
+                         f"{', '.join(runs.values())}); build each run from its own folder or file")  # fmt: skip
+    run = _run_fields(records[0][1].run)
+    for where, r in records:
+        if r.metrics is None:
+            raise InputError(f"{where}: a record without `metrics` cannot go into a result")
+    _grade_missing(records)
     meta = dict(metadata)
     model = meta.pop("model", None)
-    model = {"name": model} if isinstance(model, str) else model
-    data = {
-        **meta, "model": model, "benchmark": benchmarks[0], "provenance": "measured",
-        "num_samples_per_problem": max(counts.values()),
-        "created_at": meta.get("created_at") or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "aggregates": dataclasses.asdict(compute_aggregates(samples)),
-        "samples": [dataclasses.asdict(s) for s in samples],
-    }
-    try:
-        return result_from_dict(data)
-    except FieldError as exc:
-        raise InputError(f"metadata for {path}: {exc}") from None
+    model = {"name": model} if isinstance(model, str) else dict(model or {})
+    for name in ("pretrained", "zoo_name"):
+        model[name] = model.get(name) or run.pop(name, None)
+        run.pop(name, None)
+    fields = {**run, **{k: v for k, v in meta.items() if v is not None}}
+    units = {r.metrics.count_unit for _, r in records}
+    if len(units) > 1:
+        raise InputError(f"{paths[0]}: records counted in different units: {sorted(units)}")
+    fields["count_unit"] = fields.get("count_unit") or units.pop()
+    by_benchmark: dict[str, dict] = {}
+    for where, r in records:
+        if not r.benchmark:
+            raise InputError(f"{where}: field `benchmark` is needed to build a result")
+        s = Sample(problem_id=r.problem_id, sample_index=r.sample_index, status=r.grade.status,
+                   total_tokens=r.metrics.total_tokens, critical_path_tokens=r.metrics.critical_path_tokens,
+                   is_parallel=r.metrics.is_parallel, wall_s=r.wall_s, end_reason=r.end_reason)  # fmt: skip
+        by_benchmark.setdefault(r.benchmark, {})[(s.problem_id, s.sample_index)] = s  # a resumed run: last wins
+    out = []
+    for benchmark, keyed in sorted(by_benchmark.items()):
+        samples = sorted(keyed.values(), key=lambda s: (s.problem_id, s.sample_index))
+        counts: dict[str, int] = {}
+        for s in samples:
+            counts[s.problem_id] = counts.get(s.problem_id, 0) + 1
+        data = {
+            **fields, "model": model, "benchmark": benchmark, "provenance": "measured",
+            "num_samples_per_problem": max(counts.values()),
+            "created_at": fields.get("created_at") or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "aggregates": dataclasses.asdict(compute_aggregates(samples)),
+            "samples": [dataclasses.asdict(s) for s in samples],
+        }  # fmt: skip
+        try:
+            out.append(result_from_dict(data))
+        except FieldError as exc:
+            raise InputError(f"result for {benchmark} from {paths[0]}: {exc}") from None
+    return out
+
+
+def check_aggregates(result: Result, source: str) -> None:
+    """A measured file's aggregates must be what its samples give (harness.metrics); InputError otherwise."""
+    if result.provenance != "measured":
+        return
+    want = dataclasses.asdict(compute_aggregates(result.samples))
+    got = dataclasses.asdict(result.aggregates)
+    for name, value in want.items():
+        have = got.get(name)
+        if (value is None) != (have is None) or (value is not None and not math.isclose(value, have, rel_tol=1e-6, abs_tol=1e-6)):
+            raise InputError(f"{source}: aggregates.{name} is {have!r} but its samples give {value!r}")

@@ -23,6 +23,7 @@ rollout had to close, drop or refuse) are data: each is closed deterministically
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -60,6 +61,9 @@ class RolloutConfig:
     """-1 = off, else >= 1."""
     seed: int | None = None
     """Sample k of a prompt uses seed + k; None = random."""
+    max_context_tokens: int | None = None
+    """The model's context length: a request never asks for more than prompt + max_tokens <= this (the
+    trajectory then ends with end_reason "context"); None = no limit."""
     logprobs: bool = False
     """Ask the engine for the log-probability of every completion token (RL); kept in each unit."""
     retries: int = 2
@@ -76,6 +80,8 @@ class RolloutConfig:
             ("budget_tokens", isinstance(self.budget_tokens, int) and self.budget_tokens >= 1, "an int >= 1"),
             ("max_steps", isinstance(self.max_steps, int) and self.max_steps >= 1, "an int >= 1"),
             ("max_branches", isinstance(self.max_branches, int) and self.max_branches >= 1, "an int >= 1"),
+            ("max_context_tokens", self.max_context_tokens is None
+             or (isinstance(self.max_context_tokens, int) and self.max_context_tokens >= 1), "an int >= 1 or None"),
             ("temperature", self.temperature >= 0, ">= 0"),
             ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
             ("top_k", self.top_k == -1 or self.top_k >= 1, "-1 or >= 1"),
@@ -89,6 +95,9 @@ class RolloutConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+_NO_LIMIT = 1 << 62
 
 
 class _EngineFailed(Exception):
@@ -193,6 +202,23 @@ async def _call(st: _State, prompt: list[int], anchor: int, max_tokens: int, kin
     raise _EngineFailed(f"{kind} request failed after {cfg.retries + 1} attempts: {last}")
 
 
+def _room(st: _State, prompt_tokens: int) -> int:
+    """Tokens a request on a prompt of this length may generate within the model's context."""
+    cap = st.config.max_context_tokens
+    return _NO_LIMIT if cap is None else cap - prompt_tokens
+
+
+def _limit_hit(st: _State, context_tokens: int, reserve: int = 0, branch_tokens: int = 0) -> str:
+    """Which limit a request that stopped on "length" ran into: the model's context, the format's
+    per-branch cap (`branch_tokens` generated in this branch), else the trajectory's budget."""
+    if _room(st, context_tokens) < 1:
+        return "context"
+    cap = st.fmt.max_branch_tokens
+    if st.remaining - reserve >= 1 and cap is not None and branch_tokens >= cap:
+        return "branch_limit"
+    return "budget"
+
+
 def _insert(st: _State, out: list[int], span: _Span, text: str) -> None:
     """Append a runtime piece to `out`; it counts in `span`'s own (sequential) part."""
     ids = st.pieces.ids(text)
@@ -206,7 +232,8 @@ async def _generate(st: _State, ctx: list[int], out: list[int], span: _Span, dep
     """Continue `ctx + out` (a trunk, or a branch until `close`), forking where the format says.
 
     Appends to `out` and counts into `span`; returns how it ended: "closed" (a branch wrote `close`),
-    "eos", "budget", "branch_limit", "max_steps" or "max_blocks". `anchor` is the length of the request
+    "eos", "budget", "context", "branch_limit" (a branch reached the format's per-branch cap),
+    "max_steps" or "max_blocks". `anchor` is the length of the request
     prefix shared with the final trajectory (None: all of it, the trunk). `reserve`: tokens this branch
     will add at the join (its header), kept out of its requests' budget."""
     fmt, cfg = st.fmt, st.config
@@ -219,9 +246,11 @@ async def _generate(st: _State, ctx: list[int], out: list[int], span: _Span, dep
         limit = st.remaining - reserve
         if close is not None and fmt.max_branch_tokens is not None:
             limit = min(limit, fmt.max_branch_tokens - (len(out) - start))
-        if limit < 1:
-            end = "budget" if st.remaining < 1 else "branch_limit"
+        room = _room(st, len(ctx) + len(out))
+        if min(limit, room) < 1:
+            end = _limit_hit(st, len(ctx) + len(out), reserve, len(out) - start if close else 0)
             break
+        limit = min(limit, room)
         st.steps += depth == 0
         tags = [close] if close else []
         if depth < fmt.max_depth and (fmt.max_blocks is None or st.forks < fmt.max_blocks):
@@ -239,7 +268,8 @@ async def _generate(st: _State, ctx: list[int], out: list[int], span: _Span, dep
             return "closed"
         span.seq += len(c.token_ids)
         if c.stop_reason != "stop":
-            end = "eos" if c.stop_reason == "eos" else ("budget" if st.remaining < 1 else "branch_limit")
+            end = "eos" if c.stop_reason == "eos" else _limit_hit(st, len(ctx) + len(out), reserve,
+                                                                   len(out) - start if close else 0)
             break
         plan = fmt.plan_fork(c.text)
         if len(plan.branch_ids) > cfg.max_branches:
@@ -285,8 +315,8 @@ async def _fork(st: _State, ctx: list[int], out: list[int], span: _Span, depth: 
     for r in results:
         if isinstance(r, BaseException):
             raise r if isinstance(r, _EngineFailed) else _EngineFailed(f"{type(r).__name__}: {r}")
-    exhausted = len(jobs) < len(ids)
-    if exhausted:
+    limit = "budget" if len(jobs) < len(ids) else None  # a limit that ends the trajectory after this block
+    if limit:
         st.faults.append(f"block {block_no}: budget left no room for branches {', '.join(ids[len(jobs):])}")
     block: list[_Span] = []
     for k, (bid, (ids_k, bspan, how)) in enumerate(zip(ids, results, strict=False)):
@@ -300,17 +330,20 @@ async def _fork(st: _State, ctx: list[int], out: list[int], span: _Span, depth: 
             continue
         if how == "eos":
             st.faults.append(f"block {block_no}: branch {bid} hit end of sequence; closed with {fmt.branch_close}")
+        elif how == "branch_limit":  # the format's own per-branch cap: closed, the trajectory goes on
+            st.faults.append(f"block {block_no}: branch {bid} reached {fmt.max_branch_tokens} tokens; closed with "
+                             f"{fmt.branch_close}")  # fmt: skip
         else:
-            exhausted = True
+            limit = limit or how
             st.faults.append(f"block {block_no}: branch {bid} ran out of budget ({how}); closed with "
                              f"{fmt.branch_close}")  # fmt: skip
         _insert(st, out, span, fmt.branch_close)
     span.blocks.append(block)
     _insert(st, out, span, fmt.after_join(cfg.join))
-    if exhausted:
+    if limit:
         if not fmt.closes_block(cfg.join):  # the model gets no further step to close the block
             _insert(st, out, span, fmt.block_close)
-        return "budget"
+        return limit
     if fmt.summary_close is not None:  # a runtime-run closing part (Parallel-R1's <Summary>)
         return await _summary(st, ctx, out, span, depth, anchor, block_no)
     return "joined"
@@ -351,10 +384,14 @@ async def _rollout_one(engine, prompt_ids: list[int], config: RolloutConfig, see
     end, error = "eos", None
     try:
         if not config.parallel:  # autoregressive mode: one request to the end, tags are plain text
-            c = await _call(st, st.prompt, len(st.prompt), st.remaining, "trunk", 0, {})
-            st.out.extend(c.token_ids)
-            span.seq += len(c.token_ids)
-            end = "eos" if c.stop_reason in ("eos", "stop") else "budget"
+            room = min(st.remaining, _room(st, len(st.prompt)))
+            if room < 1:
+                end = "context"
+            else:
+                c = await _call(st, st.prompt, len(st.prompt), room, "trunk", 0, {})
+                st.out.extend(c.token_ids)
+                span.seq += len(c.token_ids)
+                end = "eos" if c.stop_reason in ("eos", "stop") else _limit_hit(st, len(st.prompt) + len(st.out))
         else:
             end = await _generate(st, st.prompt, st.out, span, 0, None, None)
     except _EngineFailed as exc:
@@ -382,9 +419,10 @@ async def run_rollouts(
     prompts: list[list[int]],
     config: RolloutConfig,
     seeds: list[int | None] | None = None,
-    on_record: Callable[[int, SampleRecord], None] | None = None,
+    on_record: Callable[[int, SampleRecord], object] | None = None,
 ) -> list[SampleRecord]:
-    """Roll out every prompt at once; records in prompt order. `on_record(i, record)` runs as each finishes.
+    """Roll out every prompt at once; records in prompt order. `on_record(i, record)` runs as each finishes
+    (awaited when it is a coroutine function: grading, writing).
 
     Records come with `problem_id` "" and `sample_index` 0: the caller fills in who they are.
     `seeds[i]` is prompt i's seed (default: `sample_seeds(config, range(len(prompts)))`).
@@ -396,8 +434,8 @@ async def run_rollouts(
 
     async def one(i: int) -> SampleRecord:
         rec = await _rollout_one(engine, prompts[i], config, seeds[i], pieces)
-        if on_record is not None:
-            on_record(i, rec)
+        if on_record is not None and inspect.isawaitable(done := on_record(i, rec)):
+            await done
         return rec
 
     return list(await asyncio.gather(*(one(i) for i in range(len(prompts)))))

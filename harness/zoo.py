@@ -7,16 +7,16 @@ Local paths resolve against the repository root (the folder above the `harness` 
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.config import build_dataclass, load_yaml_mapping, suggest
 from harness.errors import InputError
 
 ZOO_FILE = Path(__file__).with_name("zoo.yaml")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ZOO_PREFIX = "zoo:"
-TRAJECTORY_FORMATS = ("threadweaver", "sequential", "multiverse", "parallel-r1")
+PENDING_FORMATS = ("multiverse", "npr")  # formats of known models whose adapters do not exist yet
 
 
 @dataclass
@@ -27,24 +27,28 @@ class ZooEntry:
     """Hub repository id; null when no public checkpoint is known."""
     local_path: str | None = None
     """Path relative to the repository root (or absolute)."""
-    trajectory_format: str = "sequential"
-    """How the model writes parallel reasoning: one of TRAJECTORY_FORMATS."""
+    format: str | None = None
+    """The parallel format the model writes (harness.formats); null for a sequential model."""
     chat_template: str = ""
     """Notes on the chat template / prompt the model expects."""
     sampling: dict = field(default_factory=dict)
-    """Recommended temperature, top_p, top_k (null = not stated)."""
+    """temperature, top_p, top_k (null = not stated); applied by `pretrained=zoo:NAME` over the task's."""
     budget_tokens: int | None = None
-    """Recommended total-token budget per trajectory (spec section 2)."""
+    """Total-token budget per trajectory (threadweaver.md section 2); applied by `pretrained=zoo:NAME`."""
     parallel: bool = False
-    """Whether to run the trie rollout (True) or plain sequential decoding."""
+    """Run the trie rollout (True) or plain sequential decoding; applied by `pretrained=zoo:NAME`."""
     results: list[str] = field(default_factory=list)
     """Result files under results/ for this model."""
     notes: str = ""
 
     def __post_init__(self):
-        if self.trajectory_format not in TRAJECTORY_FORMATS:
-            raise ValueError(f"trajectory_format must be one of {list(TRAJECTORY_FORMATS)}, "
-                             f"got {self.trajectory_format!r}")
+        from harness.formats import FORMATS
+
+        known = (*FORMATS, *PENDING_FORMATS)
+        if self.format is not None and self.format not in known:
+            raise ValueError(f"format must be one of {list(known)} or null, got {self.format!r}")
+        if self.parallel and self.format is None:
+            raise ValueError("a parallel model needs its format")
         if self.hub_id is not None and self.local_path is not None:
             raise ValueError(f"hub_id and local_path are exclusive, got both ({self.hub_id!r}, {self.local_path!r})")
         unknown = sorted(set(self.sampling) - {"temperature", "top_p", "top_k"})
@@ -66,38 +70,15 @@ class ZooEntry:
 
 def load_zoo(path: str | Path = ZOO_FILE) -> dict[str, ZooEntry]:
     """Name -> ZooEntry, in file order; unknown keys fail with a suggestion."""
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: cannot read the zoo ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: the zoo must be a mapping of name -> entry")
-    known = [f for f in ZooEntry.__dataclass_fields__ if f != "name"]
-    zoo = {}
-    for name, raw in data.items():
-        if not isinstance(raw, dict):
-            raise InputError(f"{path}: entry '{name}' must be a mapping")
-        for key in raw:
-            if key not in known:
-                hint = difflib.get_close_matches(key, known, n=1)
-                raise InputError(f"{path}: entry '{name}': unknown key '{key}'"
-                                 + (f"; did you mean '{hint[0]}'?" if hint else ""))
-        try:
-            zoo[name] = ZooEntry(name=name, **raw)
-        except ValueError as exc:
-            raise InputError(f"{path}: entry '{name}': {exc}") from None
-    return zoo
+    data = load_yaml_mapping(path)
+    return {name: build_dataclass(ZooEntry, {**(raw if isinstance(raw, dict) else {"_": raw}), "name": name},
+                                  f"{path}: entry '{name}'") for name, raw in data.items()}  # fmt: skip
 
 
 def get_entry(name: str, zoo: dict[str, ZooEntry] | None = None) -> ZooEntry:
     zoo = load_zoo() if zoo is None else zoo
     if name not in zoo:
-        hint = difflib.get_close_matches(name, list(zoo), n=1)
-        raise InputError(f"unknown zoo model '{name}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
-                         + " (see `threadweaver zoo list`)")
+        raise InputError(f"unknown zoo model '{name}'{suggest(name, zoo)} (see `threadweaver zoo list`)")
     return zoo[name]
 
 

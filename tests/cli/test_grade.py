@@ -1,11 +1,11 @@
-"""`threadweaver grade` and `threadweaver regrade`, run in-process through harness.cli.main."""
+"""`threadweaver grade` and `threadweaver regrade`, run in-process through threadweaver.cli.main."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from harness.cli import main
+from threadweaver.cli import main
 
 SAMPLES = [
     {"response": "so \\boxed{025}", "answer": "25", "grading": "math"},
@@ -75,31 +75,47 @@ def test_grade_rule_flag_and_default(tmp_path, capsys):
     assert out == ["wrong", "wrong"]
 
 
-def test_regrade_rewrites_status_and_extracted(tmp_path, capsys):
+def _record(benchmark, gold, response, end_reason, pid, k, **kw):
+    from harness.records import SampleRecord
+
+    return SampleRecord(problem_id=pid, sample_index=k, response=response, benchmark=benchmark, gold=gold,
+                        end_reason=end_reason, **kw)
+
+
+def _write_records(path, recs):
+    from harness.records import RecordWriter
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with RecordWriter(path) as out:
+        for r in recs:
+            out.write(r)
+    return path
+
+
+def test_regrade_rewrites_grades_of_record_files(tmp_path, capsys):
+    from harness.grading import Grade
+
     run = tmp_path / "run" / "aime24"
-    run.mkdir(parents=True)
-    rows = [
-        {"benchmark": "aime24", "gold": "025", "response": "\\boxed{25}", "end_reason": "eos",
-         "doc_id": 0, "sample_index": 0, "status": "wrong", "extracted": None, "total_tokens": 9},
-        {"benchmark": "aime24", "gold": "025", "response": "cut off", "end_reason": "budget",
-         "doc_id": 0, "sample_index": 1},
-        {"benchmark": "math500", "gold": "\\frac{1}{2}", "response": "\\boxed{0.5}", "end_reason": "eos",
-         "doc_id": 1, "sample_index": 0},
-        {"benchmark": "math500", "gold": "3", "response": "\\boxed{4}", "end_reason": "eos",
-         "doc_id": 2, "sample_index": 0},
+    recs = [
+        _record("aime24", "025", "\\boxed{25}", "eos", "0", 0, grade=Grade("wrong", None), wall_s=9.0),
+        _record("aime24", "025", "cut off", "budget", "0", 1),
+        _record("math500", "\\frac{1}{2}", "\\boxed{0.5}", "eos", "1", 0),
+        _record("math500", "3", "\\boxed{4}", "eos", "2", 0),
     ]  # fmt: skip
-    path = write_jsonl(run / "trajectories.jsonl", rows)
-    assert main(["regrade", str(tmp_path / "run")]) == 2  # benchmark names do not choose a rule
-    assert "add a `grading` field (math, minerva, exact, digits) or pass --rule" in capsys.readouterr().err
+    path = _write_records(run / "threadweaver_trajectories_T.jsonl", recs)
+    (run / "samples_tw_aime24.jsonl").write_text('{"doc_id": 0}\n')  # lm-eval's own file: left alone
+    assert main(["regrade", str(tmp_path / "run")]) == 2  # no rule in the records, none given
+    assert "no `grading` rule in the record; pass --rule" in capsys.readouterr().err
     assert main(["regrade", str(tmp_path / "run"), "--rule", "math"]) == 0
     out = capsys.readouterr().out
     new = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [r["status"] for r in new] == ["correct", "truncated", "correct", "wrong"]
-    assert [r["extracted"] for r in new] == ["25", None, "0.5", "4"]
-    assert new[0]["total_tokens"] == 9 and new[2]["doc_id"] == 1  # other fields kept
+    assert [r["grade"]["status"] for r in new] == ["correct", "truncated", "correct", "wrong"]
+    assert [r["grade"]["extracted"] for r in new] == ["25", None, "0.5", "4"]
+    assert new[0]["wall_s"] == 9.0 and new[2]["problem_id"] == "1"  # other fields kept
     assert "aime24            0.5000  (1/2)" in out and "math500           0.5000  (1/2)" in out
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
     assert [r["grading"] for r in new] == ["math"] * 4  # the rule is recorded: no --rule needed again
+    assert (run / "samples_tw_aime24.jsonl").read_text() == '{"doc_id": 0}\n'
     assert main(["regrade", str(tmp_path / "run"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["status"] == {"correct": 2, "truncated": 1, "wrong": 1}
@@ -109,10 +125,10 @@ def test_regrade_bad_input(tmp_path, capsys):
     assert main(["regrade", str(tmp_path / "nope")]) == 2
     assert "not a folder" in capsys.readouterr().err
     assert main(["regrade", str(tmp_path)]) == 2
-    assert "no trajectories" in capsys.readouterr().err
-    good = {"benchmark": "toy", "gold": "1", "response": "\\boxed{1}", "grading": "digits"}
-    path = write_jsonl(tmp_path / "trajectories.jsonl", [good, {"benchmark": "toy", "response": "x"}])
+    assert "no sample-record files" in capsys.readouterr().err
+    good = _record("toy", "1", "\\boxed{1}", "eos", "a", 0, grading="digits")
+    path = _write_records(tmp_path / "t.jsonl", [good, _record("toy", None, "x", "eos", "b", 0, grading="digits")])
     before = path.read_text()
     assert main(["regrade", str(tmp_path)]) == 2
-    assert f"{path}:2: missing field `gold`" in capsys.readouterr().err
+    assert f"{path}:2: field `gold` is needed to grade" in capsys.readouterr().err
     assert path.read_text() == before  # nothing written when any line is bad

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from threadweaver.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GOOD = REPO_ROOT / "results" / "threadweaver-qwen3-8b__aime24.json"
@@ -46,10 +46,16 @@ def test_results_check_ok_and_missing(capsys):
 
 
 def test_results_build_then_leaderboard(tmp_path, capsys):
+    from harness.counting import TrajectoryMetrics
+    from harness.grading import Grade
+    from harness.records import RecordWriter, SampleRecord
+
     traj = tmp_path / "t.jsonl"
-    rows = [{"benchmark": "toy", "problem_id": f"q{i}", "sample_index": 0, "status": "correct" if i % 2 else "wrong",
-             "total_tokens": 100, "critical_path_tokens": 70} for i in range(6)]
-    traj.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with RecordWriter(traj) as w:
+        for i in range(6):
+            w.write(SampleRecord(problem_id=f"q{i}", sample_index=0, response="r", benchmark="toy",
+                                 grade=Grade("correct" if i % 2 else "wrong", "1"),
+                                 metrics=TrajectoryMetrics(100, 70, 1, [2], 100 / 70, True, True, [], "tokens:t")))
     out = tmp_path / "results"
     assert main(["results", "build", str(traj), "--model", "toy-threadweaver", "--parallel", "--join", "model",
                  "--temperature", "1.0", "--out", str(out)]) == 0
@@ -57,7 +63,8 @@ def test_results_build_then_leaderboard(tmp_path, capsys):
     assert path == out / "toy-threadweaver__toy.json"
     data = json.loads(path.read_text())
     assert data["model"]["zoo_name"] == "toy-threadweaver" and data["model"]["pretrained"].endswith("toy-threadweaver")
-    assert data["aggregates"]["accuracy"] == 50.0 and data["sampling"]["temperature"] == 1.0
+    assert data["aggregates"]["accuracy"] == 0.5 and data["sampling"]["temperature"] == 1.0
+    assert data["count_unit"] == "tokens:t"
     assert main(["leaderboard", "--results", str(out), "--out", str(tmp_path / "boards")]) == 0
     assert "| toy-threadweaver | measured | 1 | 50.0 | 70 |" in (tmp_path / "boards" / "toy.md").read_text()
     assert main(["results", "build", str(traj), "--model", "m", "--zoo", "toy-threadwever"]) == 2

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from harness.bench import PAPER_STATS, paper_structure, structures_from_records
-from harness.cli import main
+from threadweaver.cli import main
 
 HEAD = "<Parallel><Outlines><Outline>1: a</Outline><Outline>2: b</Outline></Outlines>"
 
@@ -15,7 +15,7 @@ HEAD = "<Parallel><Outlines><Outline>1: a</Outline><Outline>2: b</Outline></Outl
 @pytest.fixture
 def files(tmp_path):
     prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text('{"id": "p1", "prompt": "Q1"}\n{"id": "p2", "prompt": "Q2"}\n')
+    prompts.write_text('{"id": "p1", "prompt": "Q1", "answer": "7"}\n{"id": "p2", "prompt": "Q2"}\n')
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"Q1": HEAD, "Q2": "plain answer", "*": " t</Thread>"}))
     return prompts, script, tmp_path / "out.jsonl"
@@ -30,15 +30,20 @@ def test_rollout_writes_one_record_per_sample_and_resumes(files, capsys):
     prompts, script, out = files
     assert _run(prompts, script, out, "--samples", "2", "--seed", "5") == 0
     recs = [json.loads(x) for x in out.read_text().splitlines()]
-    assert sorted((r["id"], r["sample_index"]) for r in recs) == [("p1", 0), ("p1", 1), ("p2", 0), ("p2", 1)]
-    p1 = next(r for r in recs if r["id"] == "p1")
-    assert p1["threads_per_block"] == [2] and p1["end_reason"] == "max_steps" and p1["seed"] in (5, 6)
+    assert sorted((r["problem_id"], r["sample_index"]) for r in recs) == [("p1", 0), ("p1", 1), ("p2", 0), ("p2", 1)]
+    p1 = next(r for r in recs if r["problem_id"] == "p1")
+    assert p1["metrics"]["threads_per_block"] == [2] and p1["end_reason"] == "max_steps" and p1["seed"] in (5, 6)
+    assert p1["gold"] == "7" and p1["grade"]["status"] == "truncated" and p1["grading"] == "math"
+    assert p1["run"]["format"] == "threadweaver" and p1["run"]["rollout"]["join"] == "orchestrator"
+    assert [u["kind"] for u in p1["units"]] == ["trunk", "branch", "branch"] and p1["prompt"] == "Q1"
+    assert next(r for r in recs if r["problem_id"] == "p2")["grade"] is None  # no answer: not graded
     # a killed run: drop one record, leave a torn half line; the re-run completes exactly the missing one
     lines = out.read_text().splitlines()
     out.write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])
     assert _run(prompts, script, out, "--samples", "2", "--seed", "5") == 0
     again = [json.loads(x) for x in out.read_text().splitlines()]
-    assert len(again) == 4 and {(r["id"], r["sample_index"]) for r in again} == {(r["id"], r["sample_index"]) for r in recs}
+    assert len(again) == 4
+    assert {(r["problem_id"], r["sample_index"]) for r in again} == {(r["problem_id"], r["sample_index"]) for r in recs}
     assert "1 trajectories to run, 3 already" in capsys.readouterr().err
 
 
@@ -46,7 +51,7 @@ def test_rollout_bad_input_is_one_error_line(files, capsys):
     prompts, script, out = files
     prompts.write_text('{"id": "p1", "text": "Q1"}\n')
     assert _run(prompts, script, out) == 2
-    assert "prompts.jsonl:1: missing field `prompt`" in capsys.readouterr().err
+    assert "prompts.jsonl:1: needs a string field `problem` (or `prompt`)" in capsys.readouterr().err
     assert _run(files[0], script, out, "--top-p", "1.5") == 2
 
 

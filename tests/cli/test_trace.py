@@ -1,4 +1,4 @@
-"""`threadweaver trace`, run in-process through harness.cli.main (and once as a subprocess)."""
+"""`threadweaver trace`, run in-process through threadweaver.cli.main (and once as a subprocess)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from threadweaver.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC_EXAMPLE = REPO / "harness" / "examples" / "spec_example.txt"
@@ -17,7 +17,7 @@ GOLDEN = REPO / "tests" / "golden" / "trace"
 EXPECTED = json.loads((GOLDEN / "expected.json").read_text())
 KEYS = [
     "total_tokens", "critical_path_tokens", "num_blocks", "threads_per_block",
-    "self_parallelism", "is_parallel", "valid", "violations",
+    "self_parallelism", "is_parallel", "valid", "violations", "count_unit",
 ]  # fmt: skip
 
 
@@ -64,7 +64,7 @@ def test_table_lists_violations(tmp_path, capsys):
     "content, message",
     [
         ('{"text": "a"}\n{"text": oops}\n', ":2: bad JSON"),
-        ('{"text": "a"}\n\n{"response": "b"}\n', ":3: missing field `text`"),
+        ('{"text": "a"}\n\n{"answer": "b"}\n', ":3: needs a string field `response` or `text`"),
         ('["not", "an", "object"]\n', ":1: expected a JSON object"),
     ],
 )
@@ -120,7 +120,7 @@ def test_with_char_tokenizer(tmp_path, capsys):
 
 def test_console_entry_point_subprocess():
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "trace", "--json", str(SPEC_EXAMPLE)],
+        [sys.executable, "-m", "threadweaver.cli", "trace", "--json", str(SPEC_EXAMPLE)],
         capture_output=True, text=True, cwd=REPO, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

@@ -14,9 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from harness.jointext import join_block, thread_request_suffix
+from harness.formats.threadweaver import ThreadWeaverFormat, outline_numbers
 from harness.rollout import RolloutConfig, run_rollouts
-from harness.trajectory import outline_numbers
+
+TW = ThreadWeaverFormat()
+
+
+def thread_request_suffix(n: str) -> str:
+    return "".join(TW.branch_header(n, 1, joined=False))
+
+
+def join_block(threads, join: str) -> str:
+    return TW.join_text(threads, join)
 
 PROMPT = "<|im_start|>user\nQ: 2+3?<|im_end|>\n<|im_start|>assistant\n"
 HEAD = "<think>\n<Parallel>\n<Outlines>\n<Outline>1: add</Outline>\n<Outline>2: check</Outline>\n</Outlines>"
@@ -104,11 +113,11 @@ def check_requests(tok, rec, log) -> None:
         # the join is tokenised piece by piece; with this tokenizer that equals the joined text
         ctx = ctx + enc(join_block([(n, t.text) for n, (_, t) in zip(numbers, threads, strict=True)], "model"))
         k += len(numbers)
-    assert rec.token_ids == ctx[len(enc(PROMPT)) :]
+    assert rec.response_ids == ctx[len(enc(PROMPT)) :]
 
 
 def structure(rec) -> tuple:
-    return (rec.num_blocks, rec.threads_per_block, [r.kind for r in rec.requests], rec.end_reason)
+    return (rec.metrics.num_blocks, rec.metrics.threads_per_block, [u.kind for u in rec.units], rec.end_reason)
 
 
 @pytest.fixture(scope="module")
@@ -130,9 +139,9 @@ def hf_run(parallel_model):
 
 def test_hf_rollout_prompts_and_join(hf_run):
     tok, rec, log = hf_run
-    assert rec.num_blocks >= 1 and rec.threads_per_block[0] == 2, rec.text
+    assert rec.metrics.num_blocks >= 1 and rec.metrics.threads_per_block[0] == 2, rec.response
     check_requests(tok, rec, log)
-    assert rec.text.startswith(HEAD + "\n<Thread>\n1:")
+    assert rec.response.startswith(HEAD + "\n<Thread>\n1:")
 
 
 @pytest.mark.vllm
@@ -149,4 +158,4 @@ def test_vllm_rollout_agrees_with_hf(parallel_model, hf_run):
         engine.close()
     check_requests(tok, rec, log)
     assert structure(rec) == structure(hf_rec)
-    assert rec.token_ids == hf_rec.token_ids == rec2.token_ids
+    assert rec.response_ids == hf_rec.response_ids == rec2.response_ids

@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from harness.counting import TrajectoryMetrics
 from harness.errors import InputError
+from harness.grading import Grade
 from harness.leaderboard import (
     build_boards,
     build_leaderboards,
     fmt_tokens,
-    paper_speedup,
+    load_boards_config,
     pareto_flags,
     render_csv,
     render_markdown,
 )
-from harness.results import MATH_BENCHMARKS, Result, build_result, load_result, save_result
+from harness.metrics import paper_speedup
+from harness.records import RecordWriter, RunHeader, SampleRecord
+from harness.results import Result, build_results, load_result, save_result
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS = REPO_ROOT / "results"
 REPORTED = [p for p in sorted(RESULTS.glob("*.json")) if load_result(p).provenance == "reported"]
+CONFIG = load_boards_config(RESULTS)
 
 
 def reported_entries():
@@ -40,7 +44,7 @@ def md_row(board_md: str, model: str) -> list[str]:
 
 
 def test_average_row_reproduces_the_paper_from_reported_results_alone():
-    boards = {b.name: b for b in build_boards(reported_entries())}
+    boards = {b.name: b for b in build_boards(reported_entries(), CONFIG)}
     avg = boards["average"]
     md = render_markdown(avg, [])
     seq, tw = md_row(md, "qwen3-8b-seq-rl"), md_row(md, "threadweaver-qwen3-8b")
@@ -49,16 +53,16 @@ def test_average_row_reproduces_the_paper_from_reported_results_alone():
     assert (tw[3], tw[4], tw[8]) == ("71.9", "13.2k", "1.22x")
     # only the two models with all six benchmarks are averaged (the peers have 1-3)
     assert {r.model for r in avg.rows} == {"qwen3-8b-seq-rl", "threadweaver-qwen3-8b"}
-    assert len([b for b in boards if b in MATH_BENCHMARKS]) == 6
+    assert len([b for b in boards if b in CONFIG.average]) == 6
 
 
 def test_per_benchmark_boards_use_published_speedups():
-    boards = {b.name: b for b in build_boards(reported_entries())}
+    boards = {b.name: b for b in build_boards(reported_entries(), CONFIG)}
     rows = {r.model: r for r in boards["minerva_math"].rows}
     assert rows["threadweaver-qwen3-8b"].speedup == pytest.approx(1.53)
     assert rows["qwen3-8b-seq-rl"].speedup == pytest.approx(1.0)
     aime = {r.model: r for r in boards["aime24"].rows}
-    assert aime["multiverse-32b"].speedup is None and aime["multiverse-32b"].accuracy == pytest.approx(53.8)
+    assert aime["multiverse-32b"].speedup is None and aime["multiverse-32b"].accuracy == pytest.approx(0.538)
 
 
 def test_fmt_tokens():
@@ -81,39 +85,46 @@ def _result(name: str, cp: dict[str, list[int]], correct: dict[str, list[bool]])
 def test_paper_speedup_by_hand():
     base = _result("b", {"a": [100, 300], "b": [100, 100]}, {"a": [True, False], "b": [False, False]})
     model = _result("m", {"a": [100, 100], "b": [50, 150]}, {"a": [True, True], "b": [True, False]})
-    s = paper_speedup(base, model, n_boot=500, seed=0)
+    lat = "critical_path_tokens"
+    s = paper_speedup(base.per_problem(lat), model.per_problem(lat), base.per_problem("correct"),
+                      model.per_problem("correct"), n_boot=500, seed=0)  # fmt: skip
     # a: 200/100 = 2.0, b: 100/100 = 1.0 -> mean 1.5; correct-only: only a (b has no correct baseline): 100/100
-    assert s.mean == pytest.approx(1.5)
-    assert s.correct_only == pytest.approx(1.0) and s.max == pytest.approx(1.0)
-    assert 1.0 <= s.ci_low <= s.mean <= s.ci_high <= 2.0
-    assert s.num_problems == 2
+    assert s.speedup == pytest.approx(1.5)
+    assert s.speedup_correct_only == pytest.approx(1.0) and s.max_speedup == pytest.approx(1.0)
+    assert 1.0 <= s.ci_low <= s.speedup <= s.ci_high <= 2.0
+    assert s.problems == 2
 
 
-def write_toy_run(path: Path, model_scale: float, acc: float, seed: int) -> Path:
-    """40 problems x 4 samples; critical path = per-problem length x model_scale, total = length."""
+def write_toy_run(path: Path, model_scale: float, acc: float, seed: int, unit: str = "tokens:test") -> Path:
+    """Sample records of 40 problems x 4 samples; critical path = per-problem length x model_scale,
+    total = length."""
     lengths = np.random.default_rng(0).integers(200, 800, size=40)  # the same problems for every model
     rng = np.random.default_rng(seed)
-    with path.open("w") as f:
+    run = RunHeader(format="threadweaver", rollout={"parallel": model_scale < 1, "budget_tokens": 4096,
+                    "temperature": 1.0, "top_p": 1.0, "top_k": -1, "join": "model"}, engine="hf", count_unit=unit)
+    with RecordWriter(path) as out:
         for pid in range(40):
             length = int(lengths[pid])
             for k in range(4):
                 cp = int(length * model_scale * rng.uniform(0.9, 1.1))
-                f.write(json.dumps({
-                    "task": "tw_toy", "benchmark": "toy", "doc_id": pid, "problem_id": f"toy-{pid:03d}",
-                    "sample_index": k, "status": "correct" if rng.random() < acc else "wrong",
-                    "total_tokens": max(cp, length), "critical_path_tokens": cp, "is_parallel": model_scale < 1,
-                    "wall_s": cp / 1000.0}) + "\n")
+                total = max(cp, length)
+                m = TrajectoryMetrics(total, cp, int(model_scale < 1), [2] * int(model_scale < 1), total / cp,
+                                      model_scale < 1, True, [], unit)  # fmt: skip
+                out.write(SampleRecord(
+                    problem_id=f"toy-{pid:03d}", sample_index=k, response="...", benchmark="toy", task="tw_toy",
+                    doc_id=pid, gold="1", grading="digits", metrics=m, end_reason="eos", wall_s=cp / 1000.0, run=run,
+                    grade=Grade("correct" if rng.random() < acc else "wrong", "1"),
+                ))  # fmt: skip
     return path
 
 
 def test_measured_toy_board_end_to_end(tmp_path):
     res = tmp_path / "results"
     for name, scale, acc, seed in (("toy-sequential", 1.0, 0.9, 1), ("toy-threadweaver", 0.7, 0.9, 2)):
-        r = build_result(write_toy_run(tmp_path / f"{name}.jsonl", scale, acc, seed),
-                         {"model": name, "parallel": scale < 1})
+        (r,) = build_results([write_toy_run(tmp_path / f"{name}.jsonl", scale, acc, seed)], {"model": name})
         save_result(r, res / f"{name}__toy.json")
     out = tmp_path / "boards"
-    build_leaderboards(res, out)
+    build_leaderboards(res, out, ("toy-sequential",))
     md = (out / "toy.md").read_text()
     tw = md_row(md, "toy-threadweaver")
     assert tw[1] == "measured" and tw[9] != "-"  # wall-clock shown for measured
@@ -137,10 +148,21 @@ def test_duplicate_results_are_refused(tmp_path):
 
 
 def test_csv_is_plain_numbers():
-    boards = {b.name: b for b in build_boards(reported_entries())}
+    boards = {b.name: b for b in build_boards(reported_entries(), CONFIG)}
     rows = list(csv.DictReader(io.StringIO(render_csv(boards["average"]))))
     tw = next(r for r in rows if r["model"] == "threadweaver-qwen3-8b")
-    assert float(tw["accuracy"]) == pytest.approx(71.8833, abs=1e-4) and tw["pareto"] == "True"
+    assert float(tw["accuracy"]) == pytest.approx(0.7188, abs=1e-4) and tw["pareto"] == "True"
+
+
+def test_speedup_is_not_computed_across_count_units(tmp_path):
+    res = tmp_path / "results"
+    for name, scale, unit in (("toy-sequential", 1.0, "tokens:aaa"), ("toy-threadweaver", 0.7, "tokens:bbb")):
+        (r,) = build_results([write_toy_run(tmp_path / f"{name}.jsonl", scale, 0.9, 1, unit)], {"model": name})
+        save_result(r, res / f"{name}__toy.json")
+    build_leaderboards(res, tmp_path / "boards", ("toy-sequential",))
+    md = (tmp_path / "boards" / "toy.md").read_text()
+    assert md_row(md, "toy-threadweaver")[8] == "-"
+    assert "toy-threadweaver: no speedup (cannot compare latency: counted in different units" in md
 
 
 def test_committed_leaderboards_equal_a_fresh_build(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -23,8 +22,9 @@ from harness.lmeval import (  # noqa: E402
     rollout_settings,
     trajectory_path,
 )
+from harness.records import read_records  # noqa: E402
 
-DOC = {"id": "math500-x", "problem": "1+1?", "answer": "2", "benchmark": "math500"}
+DOC = {"id": "math500-x", "problem": "1+1?", "answer": "2", "benchmark": "math500", "grading": "math"}
 REPLY = "<think>add</think> so \\boxed{2} STOP tail"
 
 
@@ -47,22 +47,36 @@ def _inst(doc_id=0, repeats=2, gen=None, doc=DOC, prompt="Q: 1+1?"):
 
 
 def test_unknown_model_arg_suggests_the_right_one():
-    with pytest.raises(InputError, match="unknown key 'budgte'; did you mean 'budget'"):
-        parse_model_args({"pretrained": "x", "budgte": 3})
+    with pytest.raises(InputError, match="unknown key 'budget'; did you mean 'budget_tokens'"):
+        parse_model_args({"pretrained": "x", "budget": 3})
     with pytest.raises(InputError, match="pretrained is required"):
         parse_model_args({})
-    with pytest.raises(InputError, match="budget must be an int >= 1, got 0"):
-        parse_model_args({"pretrained": "x", "budget": 0})
+    with pytest.raises(InputError, match="budget_tokens must be an int >= 1, got 0"):
+        parse_model_args({"pretrained": "x", "budget_tokens": 0})
 
 
 def test_gen_kwargs_map_to_rollout_config():
     args = ThreadweaverArgs(pretrained="x", seed=7)
     cfg, until = rollout_settings({"until": "END", "max_gen_toks": 300, "do_sample": False, "temperature": 1.0}, args)
     assert (cfg.temperature, cfg.budget_tokens, until, cfg.seed) == (0.0, 300, ["END"], 7)
-    cfg, _ = rollout_settings({"temperature": 0.6, "top_p": 0.95, "max_gen_toks": 100}, ThreadweaverArgs("x", budget=50))
-    assert (cfg.temperature, cfg.top_p, cfg.budget_tokens) == (0.6, 0.95, 50)  # budget model_arg wins
+    cfg, _ = rollout_settings({"temperature": 0.6, "top_p": 0.95, "max_gen_toks": 100},
+                              ThreadweaverArgs("x", budget_tokens=50))  # fmt: skip
+    assert (cfg.temperature, cfg.top_p, cfg.budget_tokens) == (0.6, 0.95, 50)  # the model_arg wins
     with pytest.raises(InputError, match="unsupported min_p"):
         rollout_settings({"min_p": 0.1}, args)
+    with pytest.raises(InputError, match="unknown format 'paralel-r1'; did you mean 'parallel-r1'"):
+        rollout_settings({}, ThreadweaverArgs("x", format="paralel-r1"))
+
+
+def test_a_zoo_entry_sets_format_sampling_budget_and_parallel_but_explicit_args_win():
+    from harness.zoo import get_entry
+
+    zoo = get_entry("toy-sequential")  # greedy, budget 1024, sequential
+    cfg, _ = rollout_settings({"temperature": 1.0, "max_gen_toks": 40960}, ThreadweaverArgs("zoo:toy-sequential"), zoo)
+    assert (cfg.temperature, cfg.budget_tokens, cfg.parallel, cfg.format) == (0.0, 1024, False, "threadweaver")
+    args = ThreadweaverArgs("zoo:toy-sequential", temperature=0.7, budget_tokens=64, parallel=True, format="parallel-r1")
+    cfg, _ = rollout_settings({}, args, zoo)
+    assert (cfg.temperature, cfg.budget_tokens, cfg.parallel, cfg.format) == (0.7, 64, True, "parallel-r1")
 
 
 def test_cut_at_stops_and_trajectory_location(tmp_path):
@@ -73,26 +87,36 @@ def test_cut_at_stops_and_trajectory_location(tmp_path):
     assert trajectory_path(str(tmp_path), "T", []) == tmp_path / "trajectories_T.jsonl"
 
 
-def test_repeats_become_samples_and_store_resumes(tmp_path, scripted):
+def test_repeats_become_graded_sample_records_and_the_store_resumes(tmp_path, scripted, capsys):
     engine = scripted()
     a, b = _inst(0), _inst(1, doc={**DOC, "id": "math500-y"}, prompt="Q: 2+0?")
     out = _lm(tmp_path, engine).generate_until([a, a, b, b])  # lm-eval repeats the same Instance k times
     assert out == ["<think>add</think> so \\boxed{2} "] * 4  # cut at the `until` string
     assert len(engine.requests) == 4  # one sequential request per sample, all in one rollout
-    rows = [json.loads(line) for line in (tmp_path / "traj.jsonl").read_text().splitlines()]
-    assert sorted((r["doc_id"], r["sample_index"]) for r in rows) == [(0, 0), (0, 1), (1, 0), (1, 1)]
-    for key in ("task", "benchmark", "problem_id", "prompt_hash", "gold", "response", "critical_path_tokens",
-                "total_tokens", "self_parallelism", "wall_s", "engine_calls", "end_reason", "violations"):
-        assert key in rows[0], key
-    assert rows[0]["benchmark"] == "math500" and rows[0]["gold"] == "2" and not rows[0]["cached"]
+    recs = [r for _, r in read_records(tmp_path / "traj.jsonl")]
+    assert sorted((r.problem_id, r.sample_index) for r in recs) == [("math500-x", 0), ("math500-x", 1),
+                                                                     ("math500-y", 0), ("math500-y", 1)]
+    r = recs[0]
+    assert (r.benchmark, r.task, r.gold, r.grading, r.grade.status) == ("math500", "tw_math500", "2", "math", "correct")
+    assert r.metrics.total_tokens == len(r.response_ids) > 0 and r.metrics.count_unit.startswith("tokens:")
+    assert r.run.format == "threadweaver" and r.run.rollout["temperature"] == 0.0 and r.units[0].kind == "trunk"
+    assert r.prompt.startswith("<|im_start|>user\nQ: 1+1?")  # the model's chat template, applied by default
+    assert "applying the model's chat template" in capsys.readouterr().err
     stats = samplestats.lookup(DOC, out[:2])
-    assert all(s and s["total_tokens"] > 0 and s["end_reason"] == "eos" for s in stats)
+    assert all(s is not None and s.end_reason == "eos" for s in stats)
 
     engine2 = scripted()
     again = _lm(tmp_path, engine2).generate_until([a, a, b, b, b])  # a third sample of b is new
     assert again[:4] == out and len(engine2.requests) == 1
-    rows = [json.loads(line) for line in (tmp_path / "traj.jsonl").read_text().splitlines()][4:]
-    assert sum(r["cached"] for r in rows) == 4 and [r["sample_index"] for r in rows if not r["cached"]] == [2]
+    assert "4 of 5 samples from the store" in capsys.readouterr().err
+    recs = [r for _, r in read_records(tmp_path / "traj.jsonl")][4:]
+    assert sorted(r.sample_index for r in recs if r.problem_id == "math500-y") == [0, 1, 2]
+
+
+def test_chat_template_can_be_turned_off(tmp_path, scripted):
+    engine = scripted()
+    _lm(tmp_path, engine, chat_template=False).generate_until([_inst()])
+    assert engine.prompts == ["Q: 1+1?"]
 
 
 def test_sampling_settings_are_part_of_the_key(tmp_path, scripted):
@@ -138,8 +162,9 @@ def test_startup_hook_registers_lazily_and_keeps_lm_eval_models():
 
 def test_lm_eval_cli_resolves_the_backend(tmp_path):
     lm_eval = Path(sys.executable).parent / "lm_eval"
-    res = subprocess.run([str(lm_eval), "--model", "threadweaver", "--model_args", "pretrained=x,budgte=1",
+    res = subprocess.run([str(lm_eval), "--model", "threadweaver", "--model_args", "pretrained=x,budget=1",
                           "--tasks", "tw_math500", "--include_path", str(Path(__file__).parents[2] / "tasks"),
                           "--limit", "1"], capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
-    assert res.returncode != 0
-    assert "did you mean 'budget'" in res.stderr  # our constructor ran: the name resolved
+    assert res.returncode == 2
+    assert "error: model_args: unknown key 'budget'; did you mean 'budget_tokens'?" in res.stderr  # our constructor ran
+    assert "Traceback" not in res.stderr  # one line, not lm-eval's traceback

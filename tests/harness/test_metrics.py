@@ -90,9 +90,10 @@ def test_paper_speedup():
     baseline = {"a": [100, 300], "b": [50, 50]}
     model = {"a": [100, 100], "b": [100, 100]}
     out = paper_speedup(baseline, model)
-    assert out["speedup"] == pytest.approx((2.0 + 0.5) / 2)
+    assert out.speedup == pytest.approx((2.0 + 0.5) / 2) and out.problems == 2
+    assert out.ci_low <= out.speedup <= out.ci_high
     correct_b = {"a": [True, False], "b": [False, False]}
     correct_m = {"a": [True, True], "b": [True, True]}
     out = paper_speedup(baseline, model, correct_b, correct_m)
-    assert out["speedup_correct_only"] == pytest.approx(1.0)  # only problem a: 100 / 100
-    assert out["max_speedup"] == pytest.approx(1.0)
+    assert out.speedup_correct_only == pytest.approx(1.0)  # only problem a: 100 / 100
+    assert out.max_speedup == pytest.approx(1.0)

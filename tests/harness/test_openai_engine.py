@@ -69,8 +69,8 @@ def test_openai_engine_runs_the_rollout(server):
     engine = load_engine("openai", model=str(model), base_url=base, retries=1)
     rec, log = roll(engine)
     assert rec.end_reason == "eos" and rec.error is None, rec.error
-    assert rec.num_blocks == 1 and rec.threads_per_block == [2], rec.text
-    assert rec.text.startswith(HEAD + "\n<Thread>\n1:")
+    assert rec.metrics.num_blocks == 1 and rec.metrics.threads_per_block == [2], rec.response
+    assert rec.response.startswith(HEAD + "\n<Thread>\n1:")
     check_requests(engine.tokenizer, rec, log)
     # the stop tag comes back as its id, in text and ids
     seq = log[0][1]

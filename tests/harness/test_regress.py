@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.cli import main
 from harness.errors import InputError
 from harness.regress import RegressPolicy, compare_arrays, load_policy, regress, render_report
 from harness.results import Aggregates, ModelInfo, Result, Sample, Sampling, save_result
+from threadweaver.cli import main
 
 N_PROBLEMS, K = 500, 8
 
@@ -57,7 +57,7 @@ def make_result(name: str, seed: int, rate_shift: float = 0.0, n: int = 200, k: 
     p = np.random.default_rng(123).uniform(0.1, 0.9, n) + rate_shift
     samples = [Sample(f"p{i:03d}", j, "correct" if rng.random() < p[i] else "wrong", 900, int(600 + 10 * i))
                for i in range(n) for j in range(k)]
-    fields = dict(budget_tokens=4096, num_samples_per_problem=k, parallel=True, join="model",
+    fields = dict(budget_tokens=4096, num_samples_per_problem=k, parallel=True, join="model", count_unit="tokens:t",
                   sampling=Sampling(temperature=1.0, top_p=1.0, top_k=-1))
     return Result(ModelInfo(name), "toy", "measured", Aggregates(accuracy=0.0), samples=samples,
                   **{**fields, **settings})
@@ -84,6 +84,19 @@ def test_mismatches_are_named():
     other.benchmark = "math500"
     with pytest.raises(InputError, match=r"benchmarks differ: 'toy' vs 'math500'"):
         regress(base, other)
+
+
+def test_parallel_against_its_sequential_baseline_needs_an_explicit_allowance():
+    seq = make_result("seq", 1, parallel=False)
+    par = make_result("par", 2)
+    with pytest.raises(InputError, match=r"setting 'parallel' differs: False vs True \(allow it with --allow-setting-diff parallel\)"):
+        regress(seq, par)
+    report = regress(seq, par, allow=("parallel",))
+    assert report.passed and "Settings that differ (allowed): parallel: False vs True" in render_report(report)
+    with pytest.raises(InputError, match="unknown setting 'paralel'"):
+        regress(seq, par, allow=("paralel",))
+    with pytest.raises(InputError, match="counted in different units"):
+        regress(seq, make_result("other", 2, parallel=False, count_unit="tokens:u"))
 
 
 def test_policy_file(tmp_path):

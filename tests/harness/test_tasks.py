@@ -62,9 +62,13 @@ def test_load_docs_from_data_dir(shared_data):
 def test_score_doc_grades_all_samples_and_reads_side_table():
     doc = {"id": "math500-z", "problem": "P", "answer": "\\frac{1}{2}", "benchmark": "math500", "grading": "math"}
     responses = ["so \\boxed{0.5}", "so \\boxed{1/2}", "so \\boxed{3}", "no box"]
-    samplestats.record(doc, responses[0], {"critical_path_tokens": 10, "total_tokens": 20, "self_parallelism": 2.0,
-                                           "is_parallel": True, "valid": True, "violations": 0, "wall_s": 1.0,
-                                           "engine_calls": 3, "end_reason": "eos"})  # fmt: skip
+    from harness.counting import TrajectoryMetrics
+    from harness.records import SampleRecord
+
+    metrics = TrajectoryMetrics(20, 10, 1, [2], 2.0, True, True, [], "tokens:t")
+    samplestats.record(doc, responses[0], SampleRecord(problem_id="math500-z", sample_index=0, response=responses[0],
+                                                       gold=doc["answer"], grading="math", metrics=metrics,
+                                                       end_reason="eos", wall_s=1.0, engine_calls=3))  # fmt: skip
     m = samplestats.score_doc(doc, responses)
     assert m["acc"] == 0.5 and m["pass@k"] == 1.0 and m["maj@k"] == 1.0 and m["num_samples"] == 4
     assert m["activation_ratio"] == 0.25 and m["wall_s"] == 1.0  # only the first has backend stats

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from threadweaver.cli import main
 from harness.errors import InputError
 from harness.results import load_result
 from harness.zoo import REPO_ROOT, load_zoo, resolve_pretrained
@@ -20,7 +20,7 @@ def test_toy_checkpoints_resolve_under_the_repo_root():
     path, entry = resolve_pretrained("zoo:toy-threadweaver")
     assert path == str(REPO_ROOT / "models" / "toy-threadweaver") and entry.parallel
     path, entry = resolve_pretrained("zoo:toy-sequential")
-    assert path.endswith("models/toy-sequential") and entry.trajectory_format == "sequential"
+    assert path.endswith("models/toy-sequential") and entry.format is None and not entry.parallel
 
 
 def test_hub_ids_and_pass_through():
@@ -45,11 +45,11 @@ def test_registry_is_valid_and_its_result_refs_exist():
 
 def test_bad_registry_keys_fail_with_a_suggestion(tmp_path):
     f = tmp_path / "zoo.yaml"
-    f.write_text("m:\n  hub_id: a/b\n  trajectory_fromat: threadweaver\n")
-    with pytest.raises(InputError, match="entry 'm': unknown key 'trajectory_fromat'; did you mean 'trajectory_format'"):
+    f.write_text("m:\n  hub_id: a/b\n  formt: threadweaver\n")
+    with pytest.raises(InputError, match="entry 'm': unknown key 'formt'; did you mean 'format'"):
         load_zoo(f)
-    f.write_text("m:\n  hub_id: a/b\n  trajectory_format: tree\n")
-    with pytest.raises(InputError, match="trajectory_format must be one of"):
+    f.write_text("m:\n  hub_id: a/b\n  format: tree\n")
+    with pytest.raises(InputError, match="format must be one of"):
         load_zoo(f)
 
 

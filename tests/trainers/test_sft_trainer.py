@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.commands.train import load_config
+from threadweaver.cli import main
+from threadweaver.commands.train import load_config
 from harness.errors import InputError
 
 TINY_INIT = {

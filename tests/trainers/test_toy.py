@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness import toy
-from harness.cli import main
+from threadweaver.cli import main
 from harness.counting import measure_text
 from harness.errors import InputError
 from harness.formats.threadweaver import ThreadWeaverFormat, parse_trajectory, validate_trajectory

@@ -124,3 +124,13 @@ class SFTConfig(TrainingArguments):
         if not self.output_dir:
             raise ValueError("output_dir must be set (where the final checkpoint goes), got None")
         super().__post_init__()
+
+
+def load_sft_config(path, overrides=()) -> SFTConfig:
+    """SFTConfig from a YAML file (+ `KEY=VALUE` overrides); InputError names the file and the key."""
+    from harness.config import apply_overrides, build_dataclass, load_yaml_mapping
+
+    data = apply_overrides(load_yaml_mapping(path), overrides)
+    if isinstance(data.get("dataset_path"), str):
+        data["dataset_path"] = [data["dataset_path"]]
+    return build_dataclass(SFTConfig, data, str(path))

@@ -50,9 +50,9 @@ def write_data(mode: str, out: Path, limit: int | None = None) -> Path:
 
 def make_model(which: str, models_dir: Path, overrides: list[str] = ()) -> dict:
     """Train one toy model (`which` in MODES) into models_dir/toy-<which>; return the training summary."""
-    from harness.commands.train import load_config
     from harness.tokenizer import check_extra_tokens
     from harness.toy import STEP_TOKENS
+    from trainers.sft.config import load_sft_config
     from trainers.sft.trainer import train_sft
 
     if which not in MODES:
@@ -61,7 +61,7 @@ def make_model(which: str, models_dir: Path, overrides: list[str] = ()) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"toy-{which}-") as tmp:
         tmp = Path(tmp)
         data = write_data(MODES[which], tmp / f"toy-train-{MODES[which]}.jsonl")
-        config = load_config(
+        config = load_sft_config(
             CONFIG_DIR / f"toy-{which}.yaml",
             [f"dataset_path=[{data}]", f"output_dir={tmp / 'out'}", *overrides],
         )

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from pathlib import Path
 
 from harness.errors import InputError
 from harness.jsonl import iter_jsonl
 
-EXAMPLE = """example:
-  threadweaver rollout prompts.jsonl --engine vllm --model path/to/model --out rollouts.jsonl --samples 4
-  threadweaver rollout prompts.jsonl --engine hf --model path/to/model --out seq.jsonl --no-parallel
-PROMPTS lines: {"id": "p1", "prompt": "question text"} (id defaults to the line number).
-Re-running with the same --out skips the (id, sample_index) records already there.
+EXAMPLE = """examples:
+  threadweaver rollout problems.jsonl --engine vllm --model path/to/model --out rollouts.jsonl --samples 4
+  threadweaver rollout problems.jsonl --engine hf --model path/to/model --out seq.jsonl --no-parallel
+  threadweaver rollout problems.jsonl --engine hf --model M --format parallel-r1 --out pr1.jsonl
+PROBLEMS lines, the fields of the benchmark files: {"id": "p1", "problem": "question", "answer": "42"}
+(`problem` gets the spec's instruction appended; a `prompt` field is sent as the user turn as it is;
+id defaults to the line number; with `answer` each sample is graded with --grading).
+Output: one sample record per trajectory (harness/records.py). Re-running with the same --out skips the
+(problem_id, sample_index) records already there.
 """
 
 
@@ -67,90 +70,105 @@ def add_parser(subparsers) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("prompts", metavar="PROMPTS.jsonl", help="one {'prompt': ..., 'id': ...} per line")
+    p.add_argument("prompts", metavar="PROBLEMS.jsonl", help="one {'id', 'problem' or 'prompt', 'answer'?} per line")
     add_engine_args(p)
     p.add_argument("--out", required=True, help="records JSONL (appended; finished records are skipped)")
     p.add_argument("--samples", type=int, default=1, help="samples per prompt (default 1)")
     p.add_argument("--parallel", action=argparse.BooleanOptionalAction, default=True,
                    help="trie rollout (default) or plain autoregressive decoding")  # fmt: skip
-    p.add_argument("--join", default="model", choices=["model", "orchestrator"], help="who writes </Parallel>")
-    p.add_argument("--budget", type=int, default=40960, help="total tokens per trajectory (default 40960)")
+    p.add_argument("--format", default="threadweaver", help="parallel format (harness.formats): threadweaver, "
+                   "parallel-r1 (default threadweaver)")  # fmt: skip
+    p.add_argument("--join", default=None, help="who closes a block, where the format offers a choice "
+                   "(threadweaver: model (default) or orchestrator)")  # fmt: skip
+    p.add_argument("--budget-tokens", type=int, default=40960, help="total tokens per trajectory (default 40960)")
     p.add_argument("--max-steps", type=int, default=32, help="sequential steps per trajectory (default 32)")
-    p.add_argument("--max-threads", type=int, default=50, help="threads per block (default 50)")
+    p.add_argument("--max-branches", type=int, default=50, help="branches per block (default 50)")
     p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1.0)")
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=-1)
     p.add_argument("--seed", type=int, help="sample k uses seed + k (default: random)")
     p.add_argument("--chat-template", action=argparse.BooleanOptionalAction, default=True,
                    help="render prompts with the tokenizer's chat template (default on)")  # fmt: skip
+    p.add_argument("--grading", default="math", help="grading rule for lines with an `answer` (default math)")
     p.set_defaults(func=run)
 
 
-def read_prompts(path: Path) -> list[tuple[str, str]]:
-    """[(id, prompt)] from a JSONL file; InputError with file:line on a bad line."""
+def read_problems(path: Path) -> list[tuple[str, str, str | None]]:
+    """[(problem id, user turn, gold or None)] from a JSONL file; InputError with file:line on a bad line."""
+    from harness.prompts import build_prompt
+
     out, seen = [], set()
-    for where, row in iter_jsonl(path, required=("prompt",)):
-        if not isinstance(row["prompt"], str):
-            raise InputError(f"{where}: field `prompt` must be a string")
-        pid = str(row.get("id", where.rsplit(":", 1)[1]))
+    for where, row in iter_jsonl(path):
+        text = row.get("prompt", row.get("problem"))
+        if not isinstance(text, str):
+            raise InputError(f"{where}: needs a string field `problem` (or `prompt`)")
+        user = text if "prompt" in row else build_prompt(text)
+        pid = str(row.get("id", row.get("problem_id", where.rsplit(":", 1)[1])))
         if pid in seen:
             raise InputError(f"{where}: duplicate id {pid!r}")
         seen.add(pid)
-        out.append((pid, row["prompt"]))
+        gold = row.get("answer")
+        out.append((pid, user, None if gold is None else str(gold)))
     return out
 
 
 def finished_keys(out: Path) -> set[tuple[str, int]]:
-    """(id, sample_index) of the complete records in `out`; a torn last line is cut off the file."""
-    if not out.exists():
-        return set()
-    data = out.read_bytes()
-    keep = data if data.endswith(b"\n") or not data else data[: data.rfind(b"\n") + 1]
-    if len(keep) != len(data):  # a killed writer left half a line: drop it so appends stay valid
-        out.write_bytes(keep)
-    keys = set()
-    for line in keep.decode("utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-            keys.add((str(rec["id"]), int(rec["sample_index"])))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            continue
-    return keys
+    """(problem_id, sample_index) of the records in `out` (a torn last line is ignored)."""
+    from harness.records import read_records
+
+    return {(r.problem_id, r.sample_index) for _, r in read_records(out)} if out.exists() else set()
 
 
 def run(args) -> int:
+    import time
+
     from tqdm import tqdm
 
     from harness.engines import load_engine
+    from harness.grading import get_rule, grade_many
+    from harness.prompts import encode_prompt, render_prompt
+    from harness.records import RecordWriter, RunHeader
     from harness.rollout import RolloutConfig, run_rollouts
+    from harness.store import harness_version, package_version
+    from harness.tokens import count_unit
 
     if args.samples < 1:
         raise InputError(f"--samples must be >= 1, got {args.samples}")
     try:
-        config = RolloutConfig(parallel=args.parallel, join=args.join, budget_tokens=args.budget,
-                               max_steps=args.max_steps, max_threads=args.max_threads, temperature=args.temperature,
-                               top_p=args.top_p, top_k=args.top_k, seed=args.seed)  # fmt: skip
+        config = RolloutConfig(parallel=args.parallel, format=args.format, join=args.join,
+                               budget_tokens=args.budget_tokens, max_steps=args.max_steps,
+                               max_branches=args.max_branches, temperature=args.temperature, top_p=args.top_p,
+                               top_k=args.top_k, seed=args.seed)  # fmt: skip
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    prompts = read_prompts(Path(args.prompts))
+    rule = get_rule(args.grading)
+    problems = read_problems(Path(args.prompts))
     out = Path(args.out)
     done = finished_keys(out)
-    todo = [(pid, text, k) for pid, text in prompts for k in range(args.samples) if (pid, k) not in done]
+    todo = [(pid, user, gold, k) for pid, user, gold in problems for k in range(args.samples) if (pid, k) not in done]
     print(f"{len(todo)} trajectories to run, {len(done)} already in {out}", file=sys.stderr)
     if not todo:
         return 0
     engine = load_engine(args.engine, **engine_kwargs(args))
     try:
         tok = engine.tokenizer
-        ids = [_encode(tok, text, args.chat_template) for _, text, _ in todo]
-        seeds = [None if args.seed is None else args.seed + k for _, _, k in todo]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("a", encoding="utf-8") as f, tqdm(total=len(todo), file=sys.stderr, unit="traj") as bar:
+        prompts = [render_prompt(tok, user, args.chat_template) for _, user, _, _ in todo]
+        ids = [encode_prompt(tok, p) for p in prompts]
+        seeds = [None if args.seed is None else args.seed + k for *_, k in todo]
+        engine_pkg = {"vllm": "vllm", "hf": "transformers", "openai": "httpx"}.get(args.engine)
+        header = RunHeader(format=config.format, rollout=config.to_dict(), engine=args.engine,
+                           engine_version=package_version(engine_pkg) if engine_pkg else None, dtype=args.dtype,
+                           model=args.model, count_unit=count_unit(tok), harness_version=harness_version(),
+                           created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))  # fmt: skip
+        with RecordWriter(out) as f, tqdm(total=len(todo), file=sys.stderr, unit="traj") as bar:
 
-            def write(i: int, rec) -> None:
-                pid, _, k = todo[i]
-                f.write(json.dumps({"id": pid, "sample_index": k, **rec.to_dict()}) + "\n")
-                f.flush()
+            async def write(i: int, rec) -> None:
+                pid, _, gold, k = todo[i]
+                rec.problem_id, rec.sample_index, rec.gold, rec.prompt, rec.run = pid, k, gold, prompts[i], header
+                if gold is not None:
+                    rec.grading = rule.name
+                    rec.grade = (await asyncio.to_thread(grade_many, [(rec.response, gold, rule, rec.truncated)]))[0]
+                f.write(rec)
                 bar.update(1)
 
             records = asyncio.run(run_rollouts(engine, ids, config, seeds=seeds, on_record=write))
@@ -159,10 +177,3 @@ def run(args) -> int:
     errors = sum(r.end_reason == "error" for r in records)
     print(f"wrote {len(records)} records to {out} ({errors} ended with an engine error)", file=sys.stderr)
     return 0
-
-
-def _encode(tokenizer, text: str, chat_template: bool) -> list[int]:
-    if chat_template and getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                             add_generation_prompt=True)  # fmt: skip
-    return list(tokenizer.encode(text, add_special_tokens=False))

@@ -1,4 +1,5 @@
-"""`threadweaver trace`: token counts and critical path of parallel trajectories (spec section 6)."""
+"""`threadweaver trace`: token counts and critical path of parallel trajectories in any format
+(threadweaver.md section 6, formats.md section 3)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from harness.jsonl import iter_jsonl
 
 BATCH = 256  # trajectories measured per call: bounded memory, batched tokenisation
 
-EXAMPLE = """example:
+EXAMPLE = """examples:
   threadweaver trace harness/examples/spec_example.txt
   threadweaver trace --json --tokenizer path/to/tokenizer_dir responses.jsonl > metrics.jsonl
+  threadweaver trace --format parallel-r1 trajectory.txt
 """
 
 FALLBACK_NOTE = (
@@ -29,15 +31,17 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "trace",
         help="Count tokens and critical path of parallel trajectories",
-        description="Count total tokens, critical-path tokens, blocks and threads of each trajectory, "
-        "and check the format rules. FILE is a text file (one trajectory) or a .jsonl file with a "
-        "`text` field per line.",
+        description="Count total tokens, critical-path tokens, blocks and branches of each trajectory, "
+        "and check the format's rules. FILE is a text file (one trajectory) or a .jsonl file with a "
+        "`response` (sample records) or `text` field per line. Every figure carries its count unit.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "file", metavar="FILE", help="text file (one trajectory) or .jsonl with a `text` field per line"
+        "file", metavar="FILE", help="text file (one trajectory) or .jsonl with a `response` or `text` field per line"
     )
+    p.add_argument("--format", default="threadweaver", help="parallel format (harness.formats): threadweaver, "
+                   "parallel-r1 (default threadweaver)")  # fmt: skip
     p.add_argument("--tokenizer", metavar="DIR", help="HF tokenizer folder whose tags are single tokens")
     p.add_argument("--json", action="store_true", help="one JSON object of metrics per line")
     p.set_defaults(func=run)
@@ -46,10 +50,11 @@ def add_parser(subparsers) -> None:
 def read_trajectories(path: Path) -> Iterator[tuple[str, str]]:
     """Yield (where, text): `FILE` for a text file, `FILE:LINE` per line of a .jsonl file (streamed)."""
     if path.suffix == ".jsonl":
-        for where, obj in iter_jsonl(path, required=("text",)):
-            if not isinstance(obj["text"], str):
-                raise InputError(f"{where}: field `text` must be a string")
-            yield where, obj["text"]
+        for where, obj in iter_jsonl(path):
+            text = obj.get("response", obj.get("text"))
+            if not isinstance(text, str):
+                raise InputError(f"{where}: needs a string field `response` or `text`")
+            yield where, text
         return
     try:
         yield str(path), path.read_text(encoding="utf-8")
@@ -61,8 +66,8 @@ def read_trajectories(path: Path) -> Iterator[tuple[str, str]]:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def load_tokenizer(directory: str):
-    """The tokenizer of a local folder, checked to hold the format tags as single tokens.
+def load_tokenizer(directory: str, fmt="threadweaver"):
+    """The tokenizer of a local folder, checked to hold the format's tags as single tokens.
 
     A folder with `tokenizer.json` is read with the `tokenizers` library alone (no transformers import:
     seconds saved per call); other folders go through transformers' AutoTokenizer.
@@ -87,7 +92,7 @@ def load_tokenizer(directory: str):
             f"--tokenizer {directory}: cannot load a tokenizer ({type(exc).__name__}: {reason})"
         ) from exc
     try:
-        tag_ids_of(tokenizer)
+        tag_ids_of(tokenizer, fmt)
     except ValueError as exc:
         raise InputError(f"--tokenizer {directory}: {exc}") from exc
     return tokenizer
@@ -104,6 +109,7 @@ def format_table(where: str, m) -> str:
         f"  threads per block   {threads}",
         f"  self-parallelism    {m.self_parallelism:.3f}x",
         f"  valid               {valid}",
+        f"  count unit          {m.count_unit}",
         f"  violations          {len(m.violations)}",
     ]
     lines += [f"    - {v}" for v in m.violations]
@@ -124,14 +130,17 @@ def _batches(items: Iterator[tuple[str, str]]) -> Iterator[list[tuple[str, str]]
 def run(args) -> int:
     from harness.counting import measure_many
 
+    from harness.formats import get_format
+
+    fmt = get_format(args.format)
     path = Path(args.file)
-    tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else None
+    tokenizer = load_tokenizer(args.tokenizer, fmt) if args.tokenizer else None
     if tokenizer is None:
         print(FALLBACK_NOTE, file=sys.stderr)
     out = sys.stdout
     first = True
     for batch in _batches(read_trajectories(path)):
-        metrics = measure_many([text for _, text in batch], tokenizer)
+        metrics = measure_many([text for _, text in batch], tokenizer, fmt)
         if args.json:
             out.write("".join(json.dumps(m.to_dict()) + "\n" for m in metrics))
             continue

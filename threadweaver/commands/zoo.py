@@ -35,7 +35,7 @@ def run_list(args) -> int:
     width = max(len(n) for n in zoo)
     print(f"{'name':<{width}}  {'format':<12}  {'mode':<10}  pretrained")
     for e in zoo.values():
-        print(f"{e.name:<{width}}  {e.trajectory_format:<12}  {'parallel' if e.parallel else 'sequential':<10}  "
+        print(f"{e.name:<{width}}  {e.format or '-':<12}  {'parallel' if e.parallel else 'sequential':<10}  "
               f"{e.pretrained() or '(unknown)'}")
     return 0
 

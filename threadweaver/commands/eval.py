@@ -122,7 +122,7 @@ def main(argv: list[str]) -> int:
 
 
 def add_parser(subparsers) -> None:
-    """Stub for `threadweaver --help`; harness.cli hands `eval` argv straight to `main`."""
+    """Stub for `threadweaver --help`; threadweaver.cli hands `eval` argv straight to `main`."""
     p = subparsers.add_parser("eval", help="lm-eval with the threadweaver backend and our tasks folder",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                               add_help=False)  # fmt: skip

@@ -12,7 +12,7 @@ import sys
 
 from harness.errors import CheckFailed, InputError
 
-# registry key = CLI value = module name under harness.commands
+# registry key = CLI value = module name under threadweaver.commands
 COMMANDS: dict[str, str] = {
     "trace": "Count tokens and critical path of parallel trajectories",
     "rollout": "Run the trie rollout over a JSONL of prompts (resumable)",
@@ -36,7 +36,7 @@ EPILOG = """quick start:
 
 
 def _load(name: str):
-    return importlib.import_module(f"harness.commands.{name}")
+    return importlib.import_module(f"threadweaver.commands.{name}")
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -54,7 +54,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
             try:
                 _load(name).add_parser(sub)
             except ModuleNotFoundError as exc:
-                if exc.name == f"harness.commands.{name}":
+                if exc.name == f"threadweaver.commands.{name}":
                     raise InputError(f"command '{name}' is not available in this build") from exc
                 raise
         else:

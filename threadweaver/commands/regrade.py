@@ -10,10 +10,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.jsonl import iter_jsonl
 
 EXAMPLE = """example:
-  threadweaver regrade runs/qwen3-8b-tw/          # rewrites every trajectories*.jsonl below it
+  threadweaver regrade out/                      # every sample-record file below out/ (the backend's included)
+  threadweaver regrade out/ --rule minerva       # records without a `grading` rule get this one
 """
 
 
@@ -21,10 +21,10 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "regrade",
         help="Re-grade a saved run without generating again",
-        description="Recompute `status` and `extracted` of every line of RUN_DIR/**/trajectories*.jsonl "
-        '(fields `benchmark`, `gold`, `response`; `end_reason` == "budget" marks a truncated sample), '
-        "rewrite each file atomically (recording the rule in `grading`) and print counts by status and "
-        "accuracy per benchmark.",
+        description="Recompute the `grade` of every sample record (harness/records.py) in the *.jsonl files "
+        "below RUN_DIR (other JSONL files, e.g. lm-eval's own samples, are left alone), with each record's "
+        "`grading` rule (else --rule); a record that ended at a limit is `truncated` when it has no answer. "
+        "Each file is rewritten atomically; prints counts by status and accuracy per benchmark.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -37,25 +37,13 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def read_records(path: Path, rule: str | None = None) -> list[tuple[dict, object]]:
-    """(record, its grading rule) per line: the record's `grading`, else --rule."""
-    from harness.commands.grade import line_rule
-
-    records = []
-    for where, obj in iter_jsonl(path, required=("benchmark", "gold", "response")):
-        if not isinstance(obj["response"], str):
-            raise InputError(f"{where}: field `response` must be a string")
-        records.append((obj, line_rule(obj, where, rule)))
-    return records
-
-
-def write_atomic(path: Path, records: list[dict]) -> None:
+def write_atomic(path: Path, records: list) -> None:
     """Write next to `path`, then os.replace: a crash leaves the old file or the new one, never half."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+                f.write(r.to_json() + "\n")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -65,30 +53,37 @@ def write_atomic(path: Path, records: list[dict]) -> None:
 
 
 def run(args) -> int:
-    from harness.commands.grade import _check_pool_args, check_rule_flag, summary_lines
-    from harness.grading import grade_many
+    from threadweaver.commands.grade import _check_pool_args, check_rule_flag, summary_lines
+    from harness.grading import get_rule, grade_many
+    from harness.records import read_records
+    from harness.results import record_files
 
     _check_pool_args(args)
     check_rule_flag(args)
     root = Path(args.run_dir)
     if not root.is_dir():
         raise InputError(f"{root}: not a folder (RUN_DIR must be a run folder)")
-    files = sorted(p for p in root.rglob("trajectories*.jsonl") if p.is_file())
-    if not files:
-        raise InputError(f"{root}: no trajectories*.jsonl file below it")
-    loaded = [(path, read_records(path, args.rule)) for path in files]  # validate everything before writing
+    files = record_files([root])
+    loaded = [(path, list(read_records(path))) for path in files]  # validate everything before writing
+    for _, records in loaded:
+        for where, r in records:
+            if r.gold is None:
+                raise InputError(f"{where}: field `gold` is needed to grade")
+            if r.grading is None and args.rule is None:
+                raise InputError(f"{where}: no `grading` rule in the record; pass --rule")
     statuses: list[str] = []
     per_benchmark: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for path, pairs in loaded:
-        records = [r for r, _ in pairs]
-        items = [(r["response"], str(r["gold"]), rule, r.get("end_reason") == "budget") for r, rule in pairs]
-        grades = grade_many(items, workers=args.workers, deadline_s=args.deadline_s)
-        for (r, rule), g in zip(pairs, grades, strict=True):
-            r["status"], r["extracted"], r["grading"] = g.status, g.extracted, rule.name
+    for path, records in loaded:
+        recs = [r for _, r in records]
+        rules = [get_rule(r.grading or args.rule) for r in recs]
+        grades = grade_many([(r.response, r.gold, rule, r.truncated) for r, rule in zip(recs, rules, strict=True)],
+                            workers=args.workers, deadline_s=args.deadline_s)  # fmt: skip
+        for r, rule, g in zip(recs, rules, grades, strict=True):
+            r.grade, r.grading = g, rule.name
             statuses.append(g.status)
-            per_benchmark[r["benchmark"]][0] += g.correct
-            per_benchmark[r["benchmark"]][1] += 1
-        write_atomic(path, records)
+            per_benchmark[r.benchmark or "?"][0] += g.correct
+            per_benchmark[r.benchmark or "?"][1] += 1
+        write_atomic(path, recs)
     accuracy = {b: c / n for b, (c, n) in sorted(per_benchmark.items())}
     if args.json:
         print(json.dumps({"files": len(files), "samples": len(statuses), "status": dict(Counter(statuses)),

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.commands.rollout import add_engine_args, engine_kwargs
+from threadweaver.commands.rollout import add_engine_args, engine_kwargs
 from harness.errors import InputError
 
 EXAMPLE = """example:

@@ -1,0 +1,1 @@
+"""The `threadweaver` command: the top layer, the only code that imports both harness and trainers."""
