@@ -1,6 +1,10 @@
 """Engine registry: registry key = module name = `--engine` value. Adapters are imported lazily.
 
-    >>> engine = load_engine("vllm", model="path/to/model", enforce_eager=True)
+    >>> engine = EngineArgs(engine="vllm", model="path/to/model", enforce_eager=True).build()
+    >>> engine = load_engine("vllm", model="path/to/model", enforce_eager=True)  # the adapter's kwargs as they are
+
+EngineArgs (harness.engines.args) is the one definition of the engine arguments: CLI flags, lm-eval
+model_args and validation come from it.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ import difflib
 import importlib
 import importlib.util
 
+from harness.engines.args import EngineArgs, add_cli_args
 from harness.engines.base import Completion, Engine, Request
 from harness.errors import InputError
 
@@ -39,4 +44,4 @@ def load_engine(name: str, **kwargs) -> Engine:
     return engine_class(name)(**kwargs)
 
 
-__all__ = ["ENGINES", "Completion", "Engine", "Request", "engine_class", "load_engine"]
+__all__ = ["ENGINES", "Completion", "Engine", "EngineArgs", "Request", "add_cli_args", "engine_class", "load_engine"]

@@ -6,6 +6,7 @@ every adapter follows, so records agree across engines:
   (spec section 1: special tokens stay in the text); the end-of-sequence token is DROPPED (`stop_reason`
   "eos" says it was there).
 - `stop_reason` is "stop" (stop string or stop id), "eos", "length" (max_tokens) or "error".
+- `logprobs` (when requested) are aligned with `token_ids`: the dropped EOS takes its log probability along.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Request:
     """None = random."""
     ignore_eos: bool = False
     """Benchmark workloads: generate exactly max_tokens."""
+    logprobs: bool = False
+    """Return the log probability of each generated token (Completion.logprobs)."""
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
@@ -51,6 +54,10 @@ class Completion:
     start_s: float
     end_s: float
     error: str | None = None
+    logprobs: list[float] | None = None
+    """The engine's log probability of each token in `token_ids` (same length): raw model
+    log-probabilities, i.e. log-softmax of the logits before temperature, top-p/top-k or any other
+    processing (vLLM's default `raw_logprobs`). None when not requested or not available."""
 
 
 class Engine(Protocol):

@@ -5,6 +5,10 @@ group as one left-padded batch in a worker thread. Each row stops on its own (st
 EOS, its max_tokens) through a per-row stopping criterion, and is cut there afterwards
 (harness.engines.base.truncate_at_stop). transformers samples from one global generator, so a batch
 uses the seed of its first request; greedy decoding (temperature 0) is exact.
+
+Log probabilities (Request.logprobs) are taken from the model's raw logits at each decoding step (a
+forward hook; generate's `output_logits` would keep steps x rows x vocab floats), before any logits
+processor, temperature or top-p/top-k, and gathered at the token the step appended.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ class HFEngine:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer or model)
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(device).eval()
+        torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
+        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(device).eval()
         self.device = device
         self.max_batch_size = max_batch_size
         gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
@@ -54,13 +59,15 @@ class HFEngine:
                         fut.set_exception(exc)
                 continue
             end = time.perf_counter()
-            for (req, fut, start), ids in zip(batch, rows, strict=True):
+            for (req, fut, start), (ids, logprobs) in zip(batch, rows, strict=True):
                 ids, reason = truncate_at_stop(ids, self.tokenizer, req, self._eos)
                 text = self.tokenizer.decode(ids, skip_special_tokens=False)
+                logprobs = logprobs[: len(ids)] if req.logprobs else None
                 if not fut.done():
-                    fut.set_result(Completion(ids, text, reason, start, end))
+                    fut.set_result(Completion(ids, text, reason, start, end, logprobs=logprobs))
 
-    def _run(self, reqs: list[Request]) -> list[list[int]]:
+    def _run(self, reqs: list[Request]) -> list[tuple[list[int], list[float]]]:
+        """Generated ids of each row, with their log probabilities when a request asked (else [])."""
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -68,9 +75,17 @@ class HFEngine:
         input_ids = torch.tensor([[self._pad] * (width - len(r.prompt_ids)) + r.prompt_ids for r in reqs])
         mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in reqs])
         tok, eos = self.tokenizer, self._eos
+        want_logprobs = any(r.logprobs for r in reqs)
+        step_logprobs: list[torch.Tensor] = []  # per step: (rows,) log prob of the token it appended
+        last = {}
+
+        def keep_logits(module, args, output):  # the model's raw last-position logits of this step
+            last["logprobs"] = torch.log_softmax(output.logits[:, -1, :].float(), dim=-1)
 
         class RowStop(StoppingCriteria):  # True per row once that row has stopped
             def __call__(self, ids, scores, **kwargs):
+                if want_logprobs:  # called once per step, after the step appended its token
+                    step_logprobs.append(last.pop("logprobs").gather(1, ids[:, -1:]).squeeze(1).cpu())
                 done = []
                 for row, r in zip(ids[:, width:].tolist(), reqs, strict=True):
                     cut, reason = truncate_at_stop(row, tok, r, eos)
@@ -83,17 +98,26 @@ class HFEngine:
             kwargs.update(temperature=r0.temperature, top_p=r0.top_p, top_k=r0.top_k if r0.top_k > 0 else 0)
             if r0.seed is not None:
                 torch.manual_seed(r0.seed)
-        with torch.no_grad():
-            out = self.model.generate(
-                input_ids=input_ids.to(self.device),
-                attention_mask=mask.to(self.device),
-                max_new_tokens=max(r.max_tokens for r in reqs),
-                stopping_criteria=StoppingCriteriaList([RowStop()]),
-                eos_token_id=None if r0.ignore_eos else sorted(eos),
-                pad_token_id=self._pad,
-                **kwargs,
-            )
-        return out[:, width:].tolist()
+        hook = self.model.register_forward_hook(keep_logits) if want_logprobs else None
+        try:
+            with torch.no_grad():
+                out = self.model.generate(
+                    input_ids=input_ids.to(self.device),
+                    attention_mask=mask.to(self.device),
+                    max_new_tokens=max(r.max_tokens for r in reqs),
+                    stopping_criteria=StoppingCriteriaList([RowStop()]),
+                    eos_token_id=None if r0.ignore_eos else sorted(eos),
+                    pad_token_id=self._pad,
+                    **kwargs,
+                )
+        finally:
+            if hook is not None:
+                hook.remove()
+        rows = out[:, width:].tolist()
+        if not want_logprobs:
+            return [(row, []) for row in rows]
+        table = torch.stack(step_logprobs, dim=1).tolist()  # (rows, steps); steps = generated length
+        return list(zip(rows, table, strict=True))
 
     def close(self) -> None:
         self.model = None

@@ -7,7 +7,8 @@ fields). Generated ids come back from the server where it returns them (`token_i
 otherwise the text is re-tokenised with the local tokenizer (may differ from the ids the server sampled
 for BPE tokenizers; format tags stay exact). A server that strips the matched stop string gets it
 re-appended (from the choice's `stop_reason`). The API key is read from an environment variable and never
-logged.
+logged. Log probabilities (Request.logprobs) are the completions API's `logprobs.token_logprobs` (vLLM
+returns raw model log-probabilities by default); None where they do not line up with the token ids.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ class OpenAIEngine:
         tokenizer: str | None = None,
         served_model_name: str | None = None,
         api_key_env: str = "OPENAI_API_KEY",
-        timeout_s: float = 600.0,
-        retries: int = 3,
-        backoff_s: float = 1.0,
+        request_timeout_s: float = 600.0,
+        http_retries: int = 3,
+        http_backoff_s: float = 1.0,
         max_concurrency: int = 64,
         vllm_extras: bool = True,
     ) -> None:
@@ -42,10 +43,10 @@ class OpenAIEngine:
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer or model)
         self.model_name = served_model_name or model
         self.url = base_url.rstrip("/") + "/completions"
-        self.retries, self.backoff_s, self.vllm_extras = retries, backoff_s, vllm_extras
+        self.http_retries, self.http_backoff_s, self.vllm_extras = http_retries, http_backoff_s, vllm_extras
         key = os.environ.get(api_key_env)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client_args = {"headers": headers, "timeout": httpx.Timeout(timeout_s)}
+        self._client_args = {"headers": headers, "timeout": httpx.Timeout(request_timeout_s)}
         self._clients: dict[int, httpx.AsyncClient] = {}  # one per event loop
         self._max_concurrency = max_concurrency
         self._sems: dict[int, asyncio.Semaphore] = {}
@@ -65,6 +66,8 @@ class OpenAIEngine:
                 "temperature": r.temperature, "top_p": r.top_p, "stop": list(r.stop) or None}  # fmt: skip
         if r.seed is not None:
             body["seed"] = r.seed
+        if r.logprobs:
+            body["logprobs"] = 0  # the sampled token's log probability only
         if self.vllm_extras:
             body.update(skip_special_tokens=False, spaces_between_special_tokens=False,
                         include_stop_str_in_output=True, return_token_ids=True, ignore_eos=r.ignore_eos,
@@ -76,9 +79,9 @@ class OpenAIEngine:
 
         client, sem = self._client()
         last: Exception | None = None
-        for attempt in range(self.retries + 1):
+        for attempt in range(self.http_retries + 1):
             if attempt:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+                await asyncio.sleep(self.http_backoff_s * 2 ** (attempt - 1))
             try:
                 async with sem:
                     resp = await client.post(self.url, json=body)
@@ -101,6 +104,7 @@ class OpenAIEngine:
         if ids is None:  # server without token ids: re-tokenise (documented in the module docstring)
             ids = self.tokenizer.encode(text, add_special_tokens=False)
         ids = list(ids)
+        logprobs = _token_logprobs(choice, len(ids)) if request.logprobs else None
         if choice.get("finish_reason") == "length":
             reason = "length"
         elif stop is None and request.stop_token_ids and ids and ids[-1] in request.stop_token_ids:
@@ -109,12 +113,24 @@ class OpenAIEngine:
             reason = "eos"
             if ids and ids[-1] in self._eos and not request.ignore_eos:
                 ids = ids[:-1]
+                logprobs = logprobs[:-1] if logprobs is not None else None
         else:
             reason = "stop"
             if isinstance(stop, int) and (not ids or ids[-1] != stop):
-                ids.append(stop)  # a stop token id the server left out
+                ids.append(stop)  # a stop token id the server left out (its log probability is unknown)
+                logprobs = None
         text = self.tokenizer.decode(ids, skip_special_tokens=False)
-        return Completion(ids, text, reason, start, time.perf_counter())
+        return Completion(ids, text, reason, start, time.perf_counter(), logprobs=logprobs)
 
     def close(self) -> None:
         self._clients.clear()
+
+
+def _token_logprobs(choice: dict, n_ids: int) -> list[float] | None:
+    """The choice's per-token log probabilities when there is one number per generated id, else None."""
+    values = (choice.get("logprobs") or {}).get("token_logprobs")
+    if not isinstance(values, list) or len(values) != n_ids:
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return None
+    return [float(v) for v in values]

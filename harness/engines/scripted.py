@@ -4,6 +4,7 @@
 there to its end of sequence; a callable `prompt_text -> str` works too, and may raise to simulate an
 engine error. A request replays the tokens of that text, honouring stop strings, stop ids and max_tokens
 exactly as a real engine would (harness.engines.base conventions). An unknown prompt is an engine error.
+The script is the whole model and it is certain: requested log probabilities are 0.0 for every token.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class ScriptedEngine:
         self,
         responses: dict[str, str] | Callable[[str], str] | str | Path,
         tokenizer=None,
+        *,
         model: str | None = None,
         delay_s: float = 0.0,
     ) -> None:
@@ -33,6 +35,10 @@ class ScriptedEngine:
             from harness.tokenizer import build_char_tokenizer
 
             tokenizer = build_char_tokenizer()
+        elif isinstance(tokenizer, (str, Path)):  # a tokenizer folder or hub id
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         self.tokenizer = tokenizer
         self.responses = responses
         self.delay_s = delay_s
@@ -58,7 +64,8 @@ class ScriptedEngine:
         ids = self.tokenizer.encode(self._script(prompt), add_special_tokens=False)
         ids, reason = truncate_at_stop(ids, self.tokenizer, request, self._eos)
         text = self.tokenizer.decode(ids, skip_special_tokens=False)
-        return Completion(ids, text, reason, start, time.perf_counter())
+        logprobs = [0.0] * len(ids) if request.logprobs else None
+        return Completion(ids, text, reason, start, time.perf_counter(), logprobs=logprobs)
 
     def close(self) -> None:
         pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -66,7 +67,7 @@ def test_openai_engine_runs_the_rollout(server):
     from harness.engines import load_engine
 
     base, model = server
-    engine = load_engine("openai", model=str(model), base_url=base, retries=1)
+    engine = load_engine("openai", model=str(model), base_url=base, http_retries=1)
     rec, log = roll(engine)
     assert rec.end_reason == "eos" and rec.error is None, rec.error
     assert rec.metrics.num_blocks == 1 and rec.metrics.threads_per_block == [2], rec.response
@@ -84,6 +85,24 @@ def test_openai_engine_error_is_recorded_not_raised(server):
 
     _, model = server
     dead = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
-    engine = load_engine("openai", model=str(model), base_url=dead, retries=0, timeout_s=5)
+    engine = load_engine("openai", model=str(model), base_url=dead, http_retries=0, request_timeout_s=5)
     (rec,) = rollout_sync(engine, [[1, 2, 3]], RolloutConfig(retries=1, retry_backoff_s=0.0))
     assert rec.end_reason == "error" and "ConnectError" in rec.error
+
+
+def test_openai_engine_returns_the_models_logprobs(server):
+    from test_engine_logprobs import forward_logprobs
+    from test_engines import PROMPT
+
+    from harness.engines import load_engine
+    from harness.engines.base import Request
+
+    base, model = server
+    engine = load_engine("openai", model=str(model), base_url=base, http_retries=1)
+    ids = engine.tokenizer.encode(PROMPT, add_special_tokens=False)
+    out = asyncio.run(engine.generate(Request(ids, max_tokens=12, temperature=0.0, logprobs=True)))
+    plain = asyncio.run(engine.generate(Request(ids, max_tokens=4, temperature=0.0)))
+    assert plain.logprobs is None
+    assert len(out.logprobs) == len(out.token_ids) == 12
+    want = forward_logprobs(model, ids, out.token_ids)
+    assert max(abs(a - b) for a, b in zip(out.logprobs, want, strict=True)) < 1e-3, (out.logprobs, want)
