@@ -18,7 +18,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from lm_eval.api.model import LM
@@ -39,13 +39,12 @@ _SAMPLING_ARGS = ("temperature", "top_p", "top_k")
 
 @dataclass
 class ThreadweaverArgs:
-    """`--model_args` of the threadweaver backend. Precedence: these args, then the zoo entry of
+    """`--model_args` of the threadweaver backend, besides the engine's (harness.engines.args.EngineArgs:
+    engine, dtype, max_model_len, ...). Precedence: these args, then the zoo entry of
     `pretrained=zoo:NAME`, then the task's generation_kwargs."""
 
     pretrained: str = ""
     """A local path, a hub id, or `zoo:NAME` (harness.zoo)."""
-    engine: str = "vllm"
-    """vllm, hf or openai (harness.engines)."""
     format: str | None = None
     """The parallel format (harness.formats); None = the zoo entry's, else threadweaver."""
     parallel: bool | None = None
@@ -63,14 +62,6 @@ class ThreadweaverArgs:
     """Sample k uses seed + k (a gen_kwargs seed wins); None = random."""
     chat_template: bool = True
     """Render prompts with the model's chat template when lm-eval did not (threadweaver.md section 1)."""
-    dtype: str = "auto"
-    tensor_parallel_size: int = 1
-    data_parallel_size: int = 1
-    gpu_memory_utilization: float | None = None
-    enforce_eager: bool = False
-    max_model_len: int | None = None
-    base_url: str | None = None
-    """openai engine: the server's /v1 URL."""
     store: str | None = None
     """Resume store file; None = ~/.cache/threadweaver/store/<model hash>.jsonl; "none" = off."""
     trajectories: str | None = None
@@ -83,22 +74,22 @@ class ThreadweaverArgs:
             ("parallel", self.parallel is None or isinstance(self.parallel, bool), "true or false"),
             ("chat_template", isinstance(self.chat_template, bool), "true or false"),
             ("budget_tokens", self.budget_tokens is None or (isinstance(self.budget_tokens, int) and self.budget_tokens >= 1), "an int >= 1"),
-            ("tensor_parallel_size", isinstance(self.tensor_parallel_size, int) and self.tensor_parallel_size >= 1, "an int >= 1"),
-            ("data_parallel_size", isinstance(self.data_parallel_size, int) and self.data_parallel_size >= 1, "an int >= 1"),
-            ("enforce_eager", isinstance(self.enforce_eager, bool), "true or false"),
         ]  # fmt: skip
         for name, ok, want in checks:
             if not ok:
                 raise InputError(f"model_args: {name} must be {want}, got {getattr(self, name)!r}")
 
 
-def parse_model_args(kwargs: dict) -> ThreadweaverArgs:
-    """Validated args; an unknown key fails with a suggestion."""
+def parse_model_args(kwargs: dict) -> tuple[ThreadweaverArgs, dict]:
+    """(validated backend args, the engine's keys); an unknown key fails with a suggestion."""
     from harness.config import check_keys
+    from harness.engines.args import EngineArgs
 
-    check_keys(kwargs, [f.name for f in fields(ThreadweaverArgs)], "model_args")
-    return ThreadweaverArgs(**{k: (str(v) if k in ("pretrained", "store", "trajectories") and v is not None
-                                   else v) for k, v in kwargs.items()})  # fmt: skip
+    engine_kw, rest = EngineArgs.split(kwargs)
+    check_keys(rest, [f.name for f in fields(ThreadweaverArgs)] + [f.name for f in fields(EngineArgs)], "model_args")
+    args = ThreadweaverArgs(**{k: (str(v) if k in ("pretrained", "store", "trajectories") and v is not None
+                                   else v) for k, v in rest.items()})  # fmt: skip
+    return args, engine_kw
 
 
 def _output_path_from_argv(argv: list[str]) -> str | None:
@@ -187,19 +178,24 @@ class ThreadweaverLM(LM):
             raise
 
     def _setup(self, engine, tokenizer, kwargs: dict) -> None:
+        from harness.engines.args import EngineArgs
+        from harness.zoo import resolve_pretrained
+
         for k in _LM_EVAL_EXTRAS:
             kwargs.pop(k, None)
         self._engine = None if isinstance(engine, str) else engine
         max_batch_size = kwargs.pop("max_batch_size", None)  # lm-eval's --max_batch_size: the hf engine's batch
-        self._engine_extra = {"max_batch_size": int(max_batch_size)} if max_batch_size else {}
-        self.args = parse_model_args({**kwargs, "engine": engine if isinstance(engine, str) else "object"})
+        self.args, engine_kw = parse_model_args(kwargs)
+        self.path, self.zoo = resolve_pretrained(self.args.pretrained)
         if isinstance(engine, str):
+            if engine == "hf" and max_batch_size:
+                engine_kw.setdefault("max_batch_size", int(max_batch_size))
+            self.engine_args = EngineArgs.from_mapping({**engine_kw, "engine": engine, "model": self.path})
             from harness.engines import engine_class
 
             engine_class(engine)  # unknown engine or missing package: an InputError before anything loads
-        from harness.zoo import resolve_pretrained
-
-        self.path, self.zoo = resolve_pretrained(self.args.pretrained)
+        else:
+            self.engine_args = EngineArgs(engine="scripted", model=self.path)
         if self._engine is None and _looks_local(self.path) and not Path(self.path).expanduser().exists():
             raise InputError(f"model_args: pretrained {self.path} does not exist")
         if tokenizer is None and self._engine is not None:
@@ -209,9 +205,8 @@ class ThreadweaverLM(LM):
         self.tokenizer = tokenizer
         self._templated = False  # lm-eval called apply_chat_template (its --apply_chat_template)
         self._said_template = False
-        self.model_key = {k: getattr(self.args, k) for k in ("engine", "dtype")}
-        self.model_key.update(pretrained=self.path, checkpoint=checkpoint_fingerprint(self.path),
-                              record_version=RECORD_VERSION)  # fmt: skip
+        self.model_key = {"engine": self.engine_args.engine, "dtype": self.engine_args.dtype, "pretrained": self.path,
+                          "checkpoint": checkpoint_fingerprint(self.path), "record_version": RECORD_VERSION}
         off = self.args.store is not None and self.args.store.lower() == "none"
         self.store = None if off else SampleStore(self.args.store or default_store_path(self.model_key))
         self.trajectories = trajectory_path(self.args.trajectories, time.strftime("%Y%m%dT%H%M%S"))
@@ -221,21 +216,8 @@ class ThreadweaverLM(LM):
     def engine(self):
         """The engine, built on first use (a fully resumed run never starts one)."""
         if self._engine is None:
-            import inspect
-
-            from harness.engines import engine_class
-
-            cls = engine_class(self.args.engine)
-            a = self.args
-            wanted = dict(model=self.path, dtype=None if a.dtype == "auto" else a.dtype, tensor_parallel_size=a.tensor_parallel_size,
-                          data_parallel_size=a.data_parallel_size, gpu_memory_utilization=a.gpu_memory_utilization,
-                          enforce_eager=a.enforce_eager, max_model_len=a.max_model_len, base_url=a.base_url,
-                          seed=a.seed, **self._engine_extra)  # fmt: skip
-            params = inspect.signature(cls).parameters
-            takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
-            kw = {k: v for k, v in wanted.items() if v is not None and (takes_all or k in params)}
-            log.info("threadweaver: starting engine %s with %s", self.args.engine, kw)
-            self._engine = cls(**kw)
+            log.info("threadweaver: starting engine with %s", self.engine_args.non_defaults())
+            self._engine = self.engine_args.build()
             self._owns_engine = True
         return self._engine
 
@@ -283,10 +265,11 @@ class ThreadweaverLM(LM):
         from harness.store import harness_version, package_version
         from harness.tokens import count_unit
 
-        engine_pkg = {"vllm": "vllm", "hf": "transformers", "openai": "httpx"}.get(self.args.engine)
+        ea = self.engine_args
+        engine_pkg = {"vllm": "vllm", "hf": "transformers", "openai": "httpx"}.get(ea.engine)
         return RunHeader(
-            format=config.format, rollout=config.to_dict(), engine=self.args.engine,
-            engine_version=package_version(engine_pkg) if engine_pkg else None, dtype=self.args.dtype,
+            format=config.format, rollout=config.to_dict(), engine=ea.engine,
+            engine_version=package_version(engine_pkg) if engine_pkg else None, dtype=ea.dtype,
             model=self.path, model_fingerprint=self.model_key["checkpoint"],
             zoo_name=None if self.zoo is None else self.zoo.name, count_unit=count_unit(self.tokenizer),
             harness_version=harness_version(), created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -341,7 +324,7 @@ class ThreadweaverLM(LM):
 
     def _clamp(self, config: RolloutConfig, prompt: str) -> None:
         """Fit the budget into the model's context (its max_model_len / max_position_embeddings)."""
-        limit = self.args.max_model_len or _context_length(self.path, self._engine)
+        limit = self.engine_args.max_model_len or _context_length(self.path, self._engine)
         if limit is None or config.max_context_tokens is not None:
             return
         config.max_context_tokens = limit
@@ -420,4 +403,4 @@ def _context_length(path: str, engine) -> int | None:
     return None
 
 
-__all__ = ["ThreadweaverArgs", "ThreadweaverLM", "cut_at_stops", "parse_model_args", "rollout_settings", "asdict"]
+__all__ = ["ThreadweaverArgs", "ThreadweaverLM", "cut_at_stops", "parse_model_args", "rollout_settings"]

@@ -68,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] == "eval":  # lm-eval owns these flags; pass them through untouched
             return _load("eval").main(argv[1:])
         parser = build_parser(argv)
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # argparse's usage error (exit 2) or --help (exit 0): a return code
+            return int(exc.code or 0)
         if not getattr(args, "func", None):
             parser.print_help()
             return 0 if not argv else 2

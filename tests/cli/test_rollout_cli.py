@@ -58,7 +58,7 @@ def test_rollout_bad_input_is_one_error_line(files, capsys):
 def test_unknown_engine_suggests(files, capsys):
     prompts, script, out = files
     assert main(["rollout", str(prompts), "--engine", "vlm", "--model", "m", "--out", str(out)]) == 2
-    assert "unknown engine 'vlm'; did you mean 'vllm'?" in capsys.readouterr().err
+    assert "invalid choice: 'vlm'" in capsys.readouterr().err
 
 
 def test_paper_preset_reproduces_published_self_parallelism():

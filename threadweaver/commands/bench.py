@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from threadweaver.commands.rollout import add_engine_args, engine_kwargs
+from harness.engines.args import add_cli_args
 from harness.errors import InputError
 
 EXAMPLE = """example:
@@ -30,7 +30,7 @@ def add_parser(subparsers) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_engine_args(r)
+    add_cli_args(r)
     src = r.add_mutually_exclusive_group()
     src.add_argument("--preset", default="paper", choices=["paper"], help="structure from spec section 7")
     src.add_argument("--lengths", metavar="FILE.jsonl", help="structures from `threadweaver rollout` records")
@@ -43,7 +43,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from harness.bench import bench_rollout, format_table, paper_structures, structures_from_records
-    from harness.engines import load_engine
+    from harness.engines.args import EngineArgs
 
     try:
         sizes = [int(x) for x in args.batch_sizes.split(",")]
@@ -52,7 +52,7 @@ def run(args) -> int:
     if not sizes or min(sizes) < 1 or args.scale <= 0:
         raise InputError("--batch-sizes must be >= 1 and --scale > 0")
     structs = structures_from_records(Path(args.lengths), args.scale) if args.lengths else paper_structures(args.scale)
-    engine = load_engine(args.engine, **engine_kwargs(args))
+    engine = EngineArgs.from_cli(args).build()
     try:
         result = asyncio.run(bench_rollout(engine, structs, sizes, temperature=args.temperature))
     finally:

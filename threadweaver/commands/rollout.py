@@ -7,6 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from harness.engines.args import add_cli_args
 from harness.errors import InputError
 from harness.jsonl import iter_jsonl
 
@@ -22,45 +23,6 @@ Output: one sample record per trajectory (harness/records.py). Re-running with t
 """
 
 
-def add_engine_args(p: argparse.ArgumentParser) -> None:
-    """Engine flags shared by `rollout` and `bench rollout`."""
-    p.add_argument("--engine", required=True, help="scripted | hf | vllm | openai")
-    p.add_argument("--model", required=True, help="model folder or name (scripted: a JSON file of responses)")
-    p.add_argument("--tokenizer", help="tokenizer folder, if not the model's")
-    p.add_argument("--dtype", help="hf: float32 (default), bfloat16...; vllm: auto (default), float32...")
-    p.add_argument("--device", default="cpu", help="hf: torch device (default cpu)")
-    p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per model copy")
-    p.add_argument("--data-parallel-size", type=int, default=1, help="vllm: model copies")
-    p.add_argument("--enforce-eager", action="store_true", help="vllm: no CUDA graphs / compilation")
-    p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm: share of memory (0, 1]")
-    p.add_argument("--max-model-len", type=int, help="vllm: longest context")
-    p.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="openai: server URL")
-    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: env var holding the API key")
-
-
-def engine_kwargs(args) -> dict:
-    kw: dict = {"model": args.model}
-    if args.tokenizer:
-        kw["tokenizer"] = args.tokenizer
-    if args.engine == "hf":
-        kw.update(device=args.device, dtype=args.dtype or "float32")
-    elif args.engine == "vllm":
-        kw.update(dtype=args.dtype or "auto", tensor_parallel_size=args.tensor_parallel_size,
-                  data_parallel_size=args.data_parallel_size, enforce_eager=args.enforce_eager,
-                  gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len)  # fmt: skip
-    elif args.engine == "openai":
-        kw.update(base_url=args.base_url, api_key_env=args.api_key_env)
-    elif args.engine == "scripted":
-        kw = {"responses": args.model, **({"tokenizer": _tokenizer(args.tokenizer)} if args.tokenizer else {})}
-    return kw
-
-
-def _tokenizer(path):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(path)
-
-
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "rollout",
@@ -71,7 +33,7 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("prompts", metavar="PROBLEMS.jsonl", help="one {'id', 'problem' or 'prompt', 'answer'?} per line")
-    add_engine_args(p)
+    add_cli_args(p)
     p.add_argument("--out", required=True, help="records JSONL (appended; finished records are skipped)")
     p.add_argument("--samples", type=int, default=1, help="samples per prompt (default 1)")
     p.add_argument("--parallel", action=argparse.BooleanOptionalAction, default=True,
@@ -124,7 +86,7 @@ def run(args) -> int:
 
     from tqdm import tqdm
 
-    from harness.engines import load_engine
+    from harness.engines.args import EngineArgs
     from harness.grading import get_rule, grade_many
     from harness.prompts import encode_prompt, render_prompt
     from harness.records import RecordWriter, RunHeader
@@ -149,7 +111,8 @@ def run(args) -> int:
     print(f"{len(todo)} trajectories to run, {len(done)} already in {out}", file=sys.stderr)
     if not todo:
         return 0
-    engine = load_engine(args.engine, **engine_kwargs(args))
+    engine_args = EngineArgs.from_cli(args)
+    engine = engine_args.build()
     try:
         tok = engine.tokenizer
         prompts = [render_prompt(tok, user, args.chat_template) for _, user, _, _ in todo]
@@ -157,7 +120,8 @@ def run(args) -> int:
         seeds = [None if args.seed is None else args.seed + k for *_, k in todo]
         engine_pkg = {"vllm": "vllm", "hf": "transformers", "openai": "httpx"}.get(args.engine)
         header = RunHeader(format=config.format, rollout=config.to_dict(), engine=args.engine,
-                           engine_version=package_version(engine_pkg) if engine_pkg else None, dtype=args.dtype,
+                           engine_version=package_version(engine_pkg) if engine_pkg else None,
+                           dtype=engine_args.dtype,
                            model=args.model, count_unit=count_unit(tok), harness_version=harness_version(),
                            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))  # fmt: skip
         with RecordWriter(out) as f, tqdm(total=len(todo), file=sys.stderr, unit="traj") as bar:

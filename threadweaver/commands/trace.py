@@ -129,7 +129,6 @@ def _batches(items: Iterator[tuple[str, str]]) -> Iterator[list[tuple[str, str]]
 
 def run(args) -> int:
     from harness.counting import measure_many
-
     from harness.formats import get_format
 
     fmt = get_format(args.format)
