@@ -41,8 +41,9 @@ def synthetic_trajectory(
 
 
 def make_examples(n: int, seed: int = 0, **kwargs):
-    from harness.tokenizer import build_char_tokenizer
     from harness.trajectory import SPECIAL_TOKENS
+
+    from harness.tokenizer import build_char_tokenizer
     from trainers.sft.packing import Example
 
     tok = build_char_tokenizer()
@@ -105,8 +106,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-
     from harness.trajectory import count_tokens
+
     from trainers.sft.packing import cut_units, pack
 
     torch.set_num_threads(2)

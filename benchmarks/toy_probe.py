@@ -7,7 +7,7 @@ argmax prediction is the gold token: `key` (the next key letter: local), `addend
 that key in the question, "+2": a copy), `result` (running value mod 10: one table entry), `final` (the
 chain result closing a thread, "c=1": local), `answer` (a chain result copied into the answer line),
 `boxed` (the answer digits), `other` (format). A model that has learned the task scores ~1.0 everywhere;
-chance for `addend` is 1 / len(harness.toy.ADDENDS).
+chance for `addend` is 1 / len(tasks/toy.py ADDENDS).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import argparse
 import json
 from collections import Counter
 
-from harness.toy import STEP_TOKENS
+from threadweaver_tasks.toy import STEP_TOKENS
 
 
 def token_kind(toks: list[str], j: int, in_answer: bool) -> str:
@@ -37,9 +37,8 @@ def token_kind(toks: list[str], j: int, in_answer: bool) -> str:
 
 def probe(path: str, mode: str, problems: int = 40) -> dict:
     import torch
+    from threadweaver_tasks.toy import make_split, prompt_text, render
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from harness.toy import make_split, prompt_text, render
 
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path).eval()

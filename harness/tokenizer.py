@@ -31,9 +31,21 @@ CHAT_TEMPLATE = (
 )
 
 
-def char_vocab() -> dict[str, int]:
-    """Token -> id. Order: control tokens, think tags, the 12 format tags, then characters."""
-    tokens = [*CONTROL_TOKENS, *THINK_TAGS, *SPECIAL_TOKENS, *CHARACTERS]
+def format_tags(formats: Sequence[str]) -> list[str]:
+    """The special tokens of the given formats (harness.formats), ThreadWeaver's 12 first, no repeats."""
+    from harness.formats import get_format
+
+    tags = list(SPECIAL_TOKENS)
+    for name in formats:
+        tags += [t for t in get_format(name).special_tokens if t not in tags]
+    return tags
+
+
+def char_vocab(formats: Sequence[str] = ("threadweaver",)) -> dict[str, int]:
+    """Token -> id. Order: control tokens, think tags, ThreadWeaver's 12 tags, characters, then the tags of
+    the other `formats` (so the ids of a ThreadWeaver-only vocabulary never move)."""
+    tags = format_tags(formats)
+    tokens = [*CONTROL_TOKENS, *THINK_TAGS, *SPECIAL_TOKENS, *CHARACTERS, *tags[len(SPECIAL_TOKENS) :]]
     return {tok: i for i, tok in enumerate(tokens)}
 
 
@@ -49,23 +61,33 @@ def check_extra_tokens(extra_tokens: Sequence[str]) -> list[str]:
     return out
 
 
-def build_char_tokenizer(out_dir: str | Path | None = None, extra_tokens: Sequence[str] = ()):
-    """Build (and with `out_dir`, save) the character-level tokenizer as a `PreTrainedTokenizerFast`.
+def build_char_tokenizer(out_dir: str | Path | None = None, extra_tokens: Sequence[str] = (),
+                         formats: Sequence[str] = ("threadweaver",), raw: bool = False):  # fmt: skip
+    """Build (and with `out_dir`, save) the character-level tokenizer as a `PreTrainedTokenizerFast`
+    (`raw`: as a harness.tokens.RawTokenizer, without transformers: the core's tests).
 
-    Each of `extra_tokens` becomes one id wherever it occurs (longest match first), the way a BPE
-    vocabulary keeps frequent strings whole (SFTConfig.extra_tokens sets them for from-scratch models)."""
+    The special tokens of `formats` are single ids. Each of `extra_tokens` becomes one id wherever it
+    occurs (longest match first), the way a BPE vocabulary keeps frequent strings whole
+    (SFTConfig.extra_tokens sets them for from-scratch models)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models
-    from transformers import PreTrainedTokenizerFast
 
     extra_tokens = check_extra_tokens(extra_tokens)
-    vocab = char_vocab()
+    vocab = char_vocab(formats)
     # BPE with no merges = one id per character; ~4x faster to encode than a per-character pre-tokenizer.
     core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=UNK_TOKEN))
     core.decoder = decoders.Fuse()
     core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in CONTROL_TOKENS])
     core.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK_TAGS])
-    core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
+    core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in format_tags(formats)])
     core.add_tokens([AddedToken(t, special=False, normalized=False) for t in extra_tokens])
+    if raw:
+        from harness.tokens import RawTokenizer
+
+        if out_dir is not None:
+            core.save(str(Path(out_dir) / "tokenizer.json"))
+        return RawTokenizer(core, eos_token=IM_END, pad_token=PAD_TOKEN)
+    from transformers import PreTrainedTokenizerFast
+
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core,
         eos_token=IM_END,

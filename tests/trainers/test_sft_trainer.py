@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import InputError
 from threadweaver.cli import main
 from threadweaver.commands.train import load_config
-from harness.errors import InputError
 
 TINY_INIT = {
     "hidden_size": 64,
@@ -64,7 +64,7 @@ def test_paper_defaults(tmp_path):
 
 def _short_run(tmp: Path) -> Path:
     """A short real run: 16 toy trajectories (parallel rendering), 3 epochs, a tiny from-scratch Qwen3."""
-    from trainers.toy.make_toy_models import write_data
+    from threadweaver.toy_models import write_data
 
     data = write_data("parallel", tmp / "train.jsonl", limit=16)
     cfg = _write_yaml(

@@ -1,4 +1,4 @@
-"""The toy task (harness/toy.py): splits, renderings, rollout-exact join text, grading, the task loader."""
+"""The toy task (tasks/toy.py): splits, renderings, rollout-exact join text, grading, the task loader."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import statistics
 from pathlib import Path
 
 import pytest
+from threadweaver_tasks import toy
 
-from harness import toy
-from threadweaver.cli import main
 from harness.counting import measure_text
 from harness.errors import InputError
 from harness.formats.threadweaver import ThreadWeaverFormat, parse_trajectory, validate_trajectory
+from threadweaver.cli import main
 
 TW = ThreadWeaverFormat()
 
@@ -118,17 +118,11 @@ def test_toy_data_command(tmp_path, capsys):
 
 def test_tw_toy_loader():
     pytest.importorskip("datasets")
-    import sys
 
-    sys.path.insert(0, str(REPO_ROOT / "tasks"))
-    try:
-        import toy_utils
-    finally:
-        sys.path.remove(str(REPO_ROOT / "tasks"))
-    ds = toy_utils.load_dataset(split="test", limit=4, grading="digits")["test"]
+    ds = toy.load_dataset(split="test", limit=4, grading="digits")["test"]
     assert ds[0] == {**toy.to_doc(TEST[0]), "grading": "digits"} and len(ds) == 4
     with pytest.raises(InputError, match="needs `grading`"):
-        toy_utils.load_dataset(split="test", limit=4)
+        toy.load_dataset(split="test", limit=4)
 
 
 @pytest.mark.parametrize("name", ["toy-threadweaver", "toy-sequential"])

@@ -3,7 +3,7 @@
 - `toy data --split test --out F.jsonl [--mode parallel|sequential] [--limit N]`: one sample record per
   problem (harness/records.py: `messages` = the user turn, `response` = the rendering, `gold`); the SFT
   trainer reads these.
-- `toy train [--which both|threadweaver|sequential]`: re-creates models/toy-* (trainers/toy/make_toy_models.py).
+- `toy train [--which both|threadweaver|sequential]`: re-creates models/toy-* (threadweaver/toy_models.py).
 - `toy demo [--limit 200] [--engine vllm|hf]`: the embedded default. Evaluates both shipped models on
   `tw_toy` through the real `lm_eval --model threadweaver` CLI and prints accuracy, mean critical-path
   tokens and the speedup (sequential / parallel mean critical path, spec section 6).
@@ -49,7 +49,7 @@ def add_parser(subparsers) -> None:
     data.add_argument("--limit", type=int, default=None, help="first N problems (default: all)")
     data.add_argument("--out", required=True, help="output JSONL path ('-' = stdout)")
     data.set_defaults(func=run_data)
-    train = sub.add_parser("train", help="Re-create the shipped toy models (trainers/toy/make_toy_models.py)")
+    train = sub.add_parser("train", help="Re-create the shipped toy models (threadweaver/toy_models.py)")
     train.add_argument("--which", choices=("both", "threadweaver", "sequential"), default="both")
     train.add_argument("--out-dir", default=str(REPO_ROOT / "models"), help="where models/toy-* go")
     train.set_defaults(func=run_train)
@@ -67,7 +67,7 @@ def add_parser(subparsers) -> None:
 
 
 def run_data(args) -> int:
-    from harness.toy import make_split, to_record
+    from threadweaver_tasks.toy import make_split, to_record
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be >= 1, got {args.limit}")
@@ -82,7 +82,7 @@ def run_data(args) -> int:
 
 
 def run_train(args) -> int:
-    from trainers.toy.make_toy_models import make_models
+    from threadweaver.toy_models import make_models
 
     which = ("threadweaver", "sequential") if args.which == "both" else (args.which,)
     for summary in make_models(which, Path(args.out_dir)):

@@ -15,7 +15,7 @@ a one-entry table lookup (value + 1 or + 2). Designs that asked for more did not
 15-CPU-minute budget (README, "Toy models"): operands found by counting positions, an operand two tokens
 after its key, and the full 10 x 10 addition table were each learned too late or not at all.
 
-    from harness.toy import make_split, render_parallel
+    from threadweaver_tasks.toy import make_split, render_parallel
     p = make_split("test", 1)[0]
     p.question      # "Add mod 10. a: A+1 B+2 ...; b: G+2 ...; c: ...; d: ... Find abcd."
     render_parallel(p)  # "<think>\\n4 chains.\\n<Parallel>\\n<Outlines>\\n<Outline>1: a</Outline>..."
@@ -32,15 +32,7 @@ import random
 from dataclasses import dataclass
 from functools import lru_cache
 
-from harness.formats.threadweaver import (
-    OUTLINE_CLOSE,
-    OUTLINE_OPEN,
-    OUTLINES_CLOSE,
-    OUTLINES_OPEN,
-    PARALLEL_CLOSE,
-    PARALLEL_OPEN,
-    ThreadWeaverFormat,
-)
+from harness.formats import get_format
 from harness.records import SampleRecord
 
 SPLIT_SEEDS = {"train": 1234, "test": 5678}
@@ -50,7 +42,7 @@ NUM_CHAINS = (4,)  # threads per block, drawn uniformly from this tuple
 STEPS_PER_CHAIN = 6  # steps per chain; every chain (so every thread) equally long
 ADDENDS = (1, 2)  # each step adds one of these (a small table: every step is a one-entry lookup)
 OP_KEYS = "ABCDEFGHIJKLMNOPQRSTUVWX"  # one single-token key per step: chain k, step i -> OP_KEYS[6k + i]
-# Strings the toy models' tokenizer keeps as one token each (trainers/toy/make_toy_models.py): the addends
+# Strings the toy models' tokenizer keeps as one token each (threadweaver/toy_models.py): the addends
 # "+1", "+2" and the chain-result labels "a=" .. "d=". Finding the addend of key C is then the simplest
 # induction pattern (match "C", copy the one token after it), and so is finding the result of chain c.
 STEP_TOKENS = tuple(f"+{d}" for d in ADDENDS) + tuple(f"{c}=" for c in CHAIN_NAMES)
@@ -154,18 +146,19 @@ def render_sequential(p: ToyProblem) -> str:
     return f"<think>\n{_intro(p)}{lines}{_combination(p)}"
 
 
-def render_parallel(p: ToyProblem) -> str:
-    """The completion in the ThreadWeaver format, as the join-"model" trie rollout produces it."""
-    outlines = "".join(
-        f"{OUTLINE_OPEN}{k + 1}: {CHAIN_NAMES[k]}{OUTLINE_CLOSE}\n" for k in range(len(p.chains))
-    )
-    threads = ThreadWeaverFormat().join_text(
-        [(str(k + 1), _chain_line(p, k) + "</Thread>") for k in range(len(p.chains))], "model"
-    )
-    return (
-        f"<think>\n{_intro(p)}{PARALLEL_OPEN}\n{OUTLINES_OPEN}\n{outlines}{OUTLINES_CLOSE}"
-        f"{threads}{PARALLEL_CLOSE}\n{_combination(p)}"
-    )
+def render_parallel(p: ToyProblem, fmt: str = "threadweaver", join: str | None = None) -> str:
+    """The completion in a parallel format (default ThreadWeaver), as the trie rollout builds it: the
+    format's plan for one branch per chain, the join of the chain lines, the block close where the model
+    writes it (join "model"), then the tail. Formats with a runtime-run summary are not rendered here."""
+    f = get_format(fmt)
+    join = f.check_join(join or f.default_join())
+    if f.summary_close is not None:
+        raise ValueError(f"the toy task has no rendering for format {f.name!r} (it needs a summary)")
+    ids = [str(k + 1) for k in range(len(p.chains))]
+    branches = [(i, _chain_line(p, k) + f.branch_close) for k, i in enumerate(ids)]
+    close = "" if f.closes_block(join) else f.block_close
+    return (f"<think>\n{_intro(p)}{f.plan_text(ids, list(CHAIN_NAMES[: len(ids)]))}{f.join_text(branches, join)}"
+            f"{close}\n{_combination(p)}")  # fmt: skip
 
 
 def render(p: ToyProblem, mode: str) -> str:
@@ -191,7 +184,23 @@ def user_message(p: ToyProblem) -> str:
 
 
 def prompt_text(p: ToyProblem, tokenizer) -> str:
-    """The full prompt text: the user turn rendered with the tokenizer's chat template."""
-    return tokenizer.apply_chat_template(
-        [{"role": "user", "content": user_message(p)}], tokenize=False, add_generation_prompt=True
-    )
+    """The full prompt text: the user turn rendered with the tokenizer's chat template (harness.prompts)."""
+    from harness.prompts import render_prompt
+
+    return render_prompt(tokenizer, user_message(p))
+
+
+def load_dataset(split: str = "test", limit: int | None = None, grading=None, **_ignored):
+    """tw_toy's custom_dataset: a DatasetDict whose "test" split is the toy task's `split` (default: the
+    held-out test split), generated here (no hub, no files); every doc carries `grading`, the task's rule
+    name (dataset_kwargs)."""
+    from datasets import Dataset, DatasetDict
+
+    from harness.errors import InputError
+    from harness.grading.rules import get_rule
+
+    if grading is None:
+        raise InputError("task tw_toy: dataset_kwargs needs `grading` (the toy's answers: digits)")
+    name = get_rule(grading).name
+    docs = [{**to_doc(p), "grading": name} for p in make_split(split, limit)]
+    return DatasetDict({"test": Dataset.from_list(docs)})

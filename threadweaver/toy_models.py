@@ -1,9 +1,9 @@
 """Re-create the shipped toy models models/toy-threadweaver and models/toy-sequential (issue 5).
 
-    python -m trainers.toy.make_toy_models [threadweaver] [sequential]   # or: threadweaver toy train
+    threadweaver toy train [--which threadweaver|sequential|both]
 
-Each model: the toy task's train split rendered one way (harness.toy), then `threadweaver train sft` with
-trainers/toy/configs/toy-<name>.yaml plus the task's step tokens (harness.toy.STEP_TOKENS), each model
+Each model: the toy task's train split rendered one way (tasks/toy.py), as sample records, then trie-packed
+SFT with trainers/toy/configs/toy-<name>.yaml plus the task's step tokens (STEP_TOKENS), each model
 alone on two CPU threads (README, "Toy models", for the measured times). Seeds are fixed and torch runs
 with deterministic algorithms and a fixed thread count, so a rerun on the same platform (CPU, torch
 version, instruction set, thread count) gives the same weights bit for bit: a full rerun of
@@ -16,16 +16,16 @@ the loss log and TRAINING.json (times and losses); Trainer's pickled training_ar
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+import trainers
+
+CONFIG_DIR = Path(trainers.__file__).resolve().parent / "toy" / "configs"  # the SFT configs of the toy models
 KEEP = (
     "model.safetensors",
     "config.json",
@@ -41,7 +41,7 @@ MODES = {"threadweaver": "parallel", "sequential": "sequential"}
 
 def write_data(mode: str, out: Path, limit: int | None = None) -> Path:
     """The train split rendered in `mode` as sample records (JSONL)."""
-    from harness.toy import make_split, to_record
+    from threadweaver_tasks.toy import make_split, to_record
 
     lines = [to_record(p, mode).to_json() for p in make_split("train", limit)]
     out.write_text("\n".join(lines) + "\n")
@@ -50,8 +50,9 @@ def write_data(mode: str, out: Path, limit: int | None = None) -> Path:
 
 def make_model(which: str, models_dir: Path, overrides: list[str] = ()) -> dict:
     """Train one toy model (`which` in MODES) into models_dir/toy-<which>; return the training summary."""
+    from threadweaver_tasks.toy import STEP_TOKENS
+
     from harness.tokenizer import check_extra_tokens
-    from harness.toy import STEP_TOKENS
     from trainers.sft.config import load_sft_config
     from trainers.sft.trainer import train_sft
 
@@ -88,20 +89,3 @@ def make_model(which: str, models_dir: Path, overrides: list[str] = ()) -> dict:
 
 def make_models(which: tuple[str, ...], models_dir: Path, overrides: list[str] = ()) -> list[dict]:
     return [make_model(w, models_dir, overrides) for w in which]
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", nargs="*", help=f"models to make, of {sorted(MODES)} (default: both)")
-    args = parser.parse_args(argv)
-    for w in args.which:
-        if w not in MODES:
-            parser.error(f"unknown model {w!r}; choose from {sorted(MODES)}")
-    models_dir = Path(__file__).resolve().parents[2] / "models"
-    for summary in make_models(tuple(args.which) or tuple(MODES), models_dir):
-        print(json.dumps(summary))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
