@@ -169,6 +169,23 @@ def read_records(path: str | Path) -> Iterator[tuple[str, SampleRecord]]:
         yield where, record_from_dict(obj, where)
 
 
+def record_files(paths: list[str | Path]) -> list[Path]:
+    """The sample-record files among `paths` (files, or folders searched recursively)."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = [f for f in sorted(p.rglob("*.jsonl")) if is_record_file(f)]
+            if not found:
+                raise InputError(f"{p}: no sample-record files (*.jsonl) below this folder")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    return out
+
+
+
 def is_record_file(path: str | Path) -> bool:
     """True when the first line of `path` is a sample record (any version); cheap, reads one line."""
     try:

@@ -21,9 +21,10 @@ from harness.leaderboard import (
     render_csv,
     render_markdown,
 )
+from harness.measured import build_results
 from harness.metrics import paper_speedup
 from harness.records import RecordWriter, RunHeader, SampleRecord
-from harness.results import Result, build_results, load_result, save_result
+from harness.results import Result, load_result, save_result
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS = REPO_ROOT / "results"

@@ -12,15 +12,9 @@ from harness.counting import TrajectoryMetrics
 from harness.errors import InputError
 from harness.grading import Grade
 from harness.leaderboard import load_boards_config
+from harness.measured import build_results, check_aggregates, compute_aggregates
 from harness.records import RecordWriter, RunHeader, SampleRecord
-from harness.results import (
-    build_results,
-    check_aggregates,
-    compute_aggregates,
-    load_result,
-    result_filename,
-    save_result,
-)
+from harness.results import load_result, result_filename, save_result
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN = RunHeader(format="threadweaver", rollout={"parallel": True, "join": "model", "budget_tokens": 4096, "seed": 0,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from threadweaver.cli import main
 from harness.errors import InputError
 from harness.results import load_result
 from harness.zoo import REPO_ROOT, load_zoo, resolve_pretrained
+from threadweaver.cli import main
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
 

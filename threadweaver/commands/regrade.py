@@ -54,8 +54,7 @@ def write_atomic(path: Path, records: list) -> None:
 
 def run(args) -> int:
     from harness.grading import get_rule, grade_many
-    from harness.records import read_records
-    from harness.results import record_files
+    from harness.records import read_records, record_files
     from threadweaver.commands.grade import _check_pool_args, check_rule_flag, summary_lines
 
     _check_pool_args(args)

@@ -50,7 +50,8 @@ def add_parser(subparsers) -> None:
 
 
 def run_build(args) -> int:
-    from harness.results import build_results, result_filename, save_result
+    from harness.measured import build_results
+    from harness.results import result_filename, save_result
     from harness.zoo import get_entry, load_zoo
 
     zoo_name, pretrained = args.zoo_name, args.pretrained
@@ -84,7 +85,8 @@ def run_build(args) -> int:
 
 
 def run_check(args) -> int:
-    from harness.results import check_aggregates, load_result
+    from harness.measured import check_aggregates
+    from harness.results import load_result
 
     for f in args.files:
         if not Path(f).is_file():
