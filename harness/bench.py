@@ -11,8 +11,8 @@ tokens, a list of ints is a block whose branches have those lengths.
   summaries as with a real model; the structural text (plans, close tags) is appended by the wrapper,
   not generated (harness/workload.py).
 
-Each batch size runs sequential, parallel, parallel, sequential (ABBA, means reported) after a full-size
-warm-up in both modes. Figures: ideal speedup (total / critical-path tokens of the structures), wall
+Each batch size runs sequential, parallel, parallel, sequential (ABBA, `repeats` times, means reported)
+after a full-size warm-up in both modes. Figures: ideal speedup (total / critical-path tokens of the structures), wall
 speedup (mean trajectory wall time, sequential / parallel), efficiency (wall / ideal), engine-generated
 tokens per second in both modes and their ratio, the orchestration overhead (per trajectory: the record's
 `wall_s` minus the time covered by its inner engine calls, measured by the wrapper; summed over
@@ -20,7 +20,8 @@ trajectories as a fraction of their wall time: the real orchestrator's time outs
 prefill: `prefill_tokens` = prompt tokens of each request not in the KV an earlier request of the same
 trajectory computed (what the engine must prefill with perfect token-level prefix caching; after a join,
 branches 2..n sit at new positions and are prefilled again), and on vLLM the engine's own figure from its
-prefix-cache counters (`engine_prefill_tokens` = queried - hit, cache blocks of 16 tokens).
+prefix-cache counters (`engine_prefill_tokens` = queried - hit; the cache reuses whole blocks of
+`engine_block_size` tokens: 128 by default on vLLM's CPU backend).
 
 Preset `paper` (spec section 7, ThreadWeaver on Qwen3-8B): per benchmark, total tokens T and
 self-parallelism S give the critical path C = T / S. Our choice (not published): BLOCKS = 4 blocks of
@@ -126,6 +127,12 @@ def prefix_cache_counters(engine) -> tuple[int, int] | None:
     return found["vllm:prefix_cache_queries"], found["vllm:prefix_cache_hits"]
 
 
+def engine_block_size(engine) -> int | None:
+    """vLLM's KV cache block size (prefix caching reuses whole blocks only); None for other engines."""
+    config = getattr(getattr(engine, "llm", None), "vllm_config", None)
+    return getattr(getattr(config, "cache_config", None), "block_size", None)
+
+
 async def _batch(engine, mode: str, structs: list[Structure], fmt: str, join: str | None, temperature: float,
                  rng: random.Random) -> dict:  # fmt: skip
     """One batch through the real rollout in `mode` ("sequential" | "parallel"); its figures."""
@@ -173,9 +180,12 @@ def _mean_runs(runs: list[dict]) -> dict:
 
 
 async def bench_rollout(engine, structures: list[Structure], batch_sizes: list[int], *, fmt: str = "threadweaver",
-                        join: str | None = None, temperature: float = 1.0, warmup: bool = True,
+                        join: str | None = None, temperature: float = 1.0, warmup: bool = True, repeats: int = 1,
                         seed: int = 0) -> dict:  # fmt: skip
-    """Run each batch size in both modes; return {"batch_sizes": {"b": {...}}, "structures": [...], ...}."""
+    """Run each batch size in both modes, ABBA `repeats` times; return {"batch_sizes": {"b": {...}},
+    "structures": [...], ...} with the means and, under "runs", every batch's figures."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
     rng = random.Random(seed)
     if warmup:  # a full-size trajectory in each mode: the engine's first long requests are slower
         for mode in ("sequential", "parallel"):
@@ -184,7 +194,7 @@ async def bench_rollout(engine, structures: list[Structure], batch_sizes: list[i
     for b in batch_sizes:
         structs = [structures[j % len(structures)] for j in range(b)]
         runs: dict[str, list[dict]] = {"sequential": [], "parallel": []}
-        for mode in ("sequential", "parallel", "parallel", "sequential"):  # ABBA: cancels order and drift
+        for mode in ("sequential", "parallel", "parallel", "sequential") * repeats:  # ABBA: cancels order, drift
             runs[mode].append(await _batch(engine, mode, structs, fmt, join, temperature, rng))
         seq, par = _mean_runs(runs["sequential"]), _mean_runs(runs["parallel"])
         ideal = sum(s.total_tokens for s in structs) / sum(s.critical_path_tokens for s in structs)
@@ -202,9 +212,11 @@ async def bench_rollout(engine, structures: list[Structure], batch_sizes: list[i
                                       "parallel": par["engine_prefill_tokens"]},  # fmt: skip
             "sequential": seq,
             "parallel": par,
+            "runs": runs,
         }
     f = get_format(fmt)
-    return {"format": f.name, "join": f.default_join() if join is None else join, "batch_sizes": results,
+    return {"format": f.name, "join": f.default_join() if join is None else join,
+            "engine_block_size": engine_block_size(engine), "batch_sizes": results,
             "structures": [{"name": s.name, "items": s.items, "total_tokens": s.total_tokens,
                             "critical_path_tokens": s.critical_path_tokens} for s in structures]}  # fmt: skip
 

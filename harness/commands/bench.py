@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -44,6 +45,8 @@ def add_parser(subparsers) -> None:
                    "(threadweaver: model | orchestrator; default: the format's)")  # fmt: skip
     r.add_argument("--scale", type=float, default=20.0, help="divide all lengths by this (default 20)")
     r.add_argument("--batch-sizes", default="1,32", help="comma-separated (default 1,32)")
+    r.add_argument("--repeats", type=int, default=1, help="ABBA rounds per batch size (default 1; more for "
+                   "a noisy machine)")  # fmt: skip
     r.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
     r.add_argument("--out", help="write the results as JSON here")
     r.set_defaults(func=run)
@@ -58,8 +61,8 @@ def run(args) -> int:
         sizes = [int(x) for x in args.batch_sizes.split(",")]
     except ValueError as exc:
         raise InputError(f"--batch-sizes must be comma-separated ints, got {args.batch_sizes!r}") from exc
-    if not sizes or min(sizes) < 1 or args.scale <= 0:
-        raise InputError("--batch-sizes must be >= 1 and --scale > 0")
+    if not sizes or min(sizes) < 1 or args.scale <= 0 or args.repeats < 1:
+        raise InputError("--batch-sizes and --repeats must be >= 1 and --scale > 0")
     fmt = FORMATS[args.format]
     if args.join is not None and args.join not in fmt.join_modes:
         raise InputError(f"--join must be one of {', '.join(fmt.join_modes)} for --format {fmt.name}, got {args.join}")
@@ -70,17 +73,27 @@ def run(args) -> int:
             compile_steps(s, fmt.name, join)
         except WorkloadError as exc:
             raise InputError(f"{args.lengths or '--preset ' + args.preset}: {exc}") from None
+    load_start = _load_average()
     engine = load_engine(args.engine, **engine_kwargs(args))
     try:
         result = asyncio.run(bench_rollout(engine, structs, sizes, fmt=fmt.name, join=join,
-                                           temperature=args.temperature))  # fmt: skip
+                                           temperature=args.temperature, repeats=args.repeats))  # fmt: skip
     finally:
         engine.close()
     result["engine"], result["model"] = args.engine, args.model
     result["source"] = args.lengths or f"preset {args.preset}"
     result["scale"] = args.scale
+    result["load_average"] = {"start": load_start, "end": _load_average()}
     print(format_table(result))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _load_average() -> list[float] | None:
+    """1, 5, 15-minute load averages (timings on a shared machine need them)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None

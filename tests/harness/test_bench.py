@@ -186,7 +186,7 @@ def test_bench_rollout_timing_path_on_the_hf_engine(tiny_model_dir):
         report = asyncio.run(bench_rollout(engine, structures, [1, 2], join="orchestrator", temperature=0.0))
     finally:
         engine.close()
-    assert (report["format"], report["join"]) == ("threadweaver", "orchestrator")
+    assert (report["format"], report["join"], report["engine_block_size"]) == ("threadweaver", "orchestrator", None)
     for b, structs in (("1", structures[:1]), ("2", structures)):
         r = report["batch_sizes"][b]
         ideal = sum(s.total_tokens for s in structs) / sum(s.critical_path_tokens for s in structs)
@@ -201,6 +201,7 @@ def test_bench_rollout_timing_path_on_the_hf_engine(tiny_model_dir):
         assert r["prefill_tokens"]["parallel"] > r["prefill_tokens"]["sequential"]
         assert r["parallel"]["engine_calls"] == sum(3 + len(s.blocks[0]) for s in structs) - len(structs)
         assert r["sequential"]["engine_calls"] == len(structs)
+        assert [len(r["runs"][m]) for m in ("sequential", "parallel")] == [2, 2]  # ABBA, once
     assert report["structures"][0]["critical_path_tokens"] == 6 + 8 + 5
 
 
