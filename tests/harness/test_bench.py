@@ -149,6 +149,13 @@ def test_prefill_counts_the_join_and_the_structural_text(zengine):
     # + "\n</Parallel>" 2
     assert [c.kind for c in calls] == ["trunk", "branch", "branch", "trunk"]
     assert prefill_tokens(calls) == 3 + (1 + PLAN2_TOKENS + 5) + 2 + (1 + 1 + 1 + 7 + 1 + 2)
+    expected = prefill_tokens(calls)
+    # model join: the trunk writes "</Parallel>" itself; the wrapper puts it at the end of the inner prompt,
+    # so the 5 generated tokens follow it in the engine's KV exactly as in the context (same prefill)
+    wl, _ = _roll(zengine, "threadweaver", "model", [Structure([3, [2, 4], 5])])
+    close = zengine.tokenizer.encode("</Parallel>", add_special_tokens=False)
+    assert wl.calls(0)[3].prompt_ids[-2:] == zengine.tokenizer.encode("\n", add_special_tokens=False) + close
+    assert prefill_tokens(wl.calls(0)) == expected
     wl, _ = _roll(zengine, "threadweaver", "orchestrator", [Structure([3, [2, 4], 5])], parallel=False)
     assert prefill_tokens(wl.calls(0)) == 3
 
