@@ -30,8 +30,8 @@ HARNESS_LAYERS = {
     3: ["metrics", "records"],
     4: ["rollout", "reward", "datasets", "zoo", "engines", "engines.scripted", "engines.hf", "engines.vllm",
         "engines.openai"],
-    5: ["results", "samplestats", "workload", "bench"],
-    6: ["measured", "leaderboard", "regress"],
+    5: ["results", "samplestats", "workload"],
+    6: ["measured", "leaderboard", "regress", "bench"],
     7: ["lmeval"],
 }  # fmt: skip
 LAYER = {name: k for k, names in HARNESS_LAYERS.items() for name in names}
