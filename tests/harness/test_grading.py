@@ -8,6 +8,8 @@ import pytest
 
 from harness.grading import Grade, extract_answer, grade, grade_many, is_equivalent
 
+pytestmark = pytest.mark.core
+
 
 @pytest.mark.parametrize(
     "text, expected",

@@ -10,6 +10,8 @@ from harness.errors import InputError
 from harness.regress import RegressPolicy, compare_arrays, load_policy, regress, render_report
 from harness.results import Aggregates, ModelInfo, Result, Sample, Sampling, save_result
 
+pytestmark = pytest.mark.core
+
 N_PROBLEMS, K = 500, 8
 
 

@@ -18,6 +18,8 @@ from harness.results import (
     save_result,
 )
 
+pytestmark = pytest.mark.core
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

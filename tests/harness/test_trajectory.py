@@ -30,6 +30,8 @@ from harness.trajectory import (
     validate_trajectory,
 )
 
+pytestmark = pytest.mark.core
+
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "trace"
 EXPECTED = json.loads((GOLDEN / "expected.json").read_text())

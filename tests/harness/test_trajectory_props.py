@@ -21,6 +21,8 @@ from harness.trajectory import (
     validate_trajectory,
 )
 
+pytestmark = pytest.mark.core
+
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TAG_SPLIT = re.compile("(" + "|".join(map(re.escape, SPECIAL_TOKENS)) + ")")
 

@@ -12,6 +12,8 @@ from harness.errors import InputError
 from harness.results import load_result
 from harness.zoo import REPO_ROOT, load_zoo, resolve_pretrained
 
+pytestmark = pytest.mark.core
+
 RESULTS = Path(__file__).resolve().parents[2] / "results"
 
 
