@@ -14,7 +14,7 @@ Parallel-R1's `<Path>`, `</Path>`, `<Summary>`, `</Summary>` (151669-151684; 151
     tok = build_qwen_bpe_tokenizer(out_dir) # transformers PreTrainedTokenizerFast + chat template, saved
     make_qwen_bpe_model(out_dir)            # tiny random Qwen3 with that tokenizer beside it
 
-The merges are derived once per process (about 2 s); each call returns a fresh object (about 1 s more).
+The merges are derived once per process (about 3 s of CPU); each call returns a fresh copy (about 1 s more).
 """
 
 from __future__ import annotations
