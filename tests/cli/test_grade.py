@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from threadweaver.cli import main
+
+pytestmark = pytest.mark.core
 
 SAMPLES = [
     {"response": "so \\boxed{025}", "answer": "25", "grading": "math"},

@@ -11,6 +11,8 @@ import pytest
 
 from threadweaver.cli import main
 
+pytestmark = pytest.mark.core
+
 REPO = Path(__file__).resolve().parents[2]
 SPEC_EXAMPLE = REPO / "harness" / "examples" / "spec_example.txt"
 GOLDEN = REPO / "tests" / "golden" / "trace"

@@ -10,7 +10,6 @@ import dataclasses
 import json
 
 import pytest
-from threadweaver.cli import main
 
 from harness.bench import bench_rollout, paper_structures, structures_from_records
 from harness.counting import measure_text
@@ -20,6 +19,7 @@ from harness.formats import get_format
 from harness.records import RecordWriter
 from harness.rollout import run_rollouts
 from harness.workload import FixedLengthEngine, Structure, WorkloadError, compile_steps, prefill_tokens
+from threadweaver.cli import main
 
 PLAN2 = "<Parallel>\n<Outlines>\n<Outline>1: part 1</Outline>\n<Outline>2: part 2</Outline>\n</Outlines>"
 PLAN2_TOKENS = 4 + 2 * 12 + 1  # <Parallel> \n <Outlines> \n, 2 x (<Outline> "1: part 1" </Outline> \n), </Outlines>

@@ -34,6 +34,8 @@ from harness.tokens import count_unit
 
 FALLBACK_TAG_IDS = fallback_tag_ids()
 
+pytestmark = pytest.mark.core
+
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "trace"
 EXPECTED = json.loads((GOLDEN / "expected.json").read_text())

@@ -20,6 +20,7 @@ from harness.formats.threadweaver import (
 )
 
 FALLBACK_TAG_IDS = fallback_tag_ids()
+pytestmark = pytest.mark.core
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TAG_SPLIT = re.compile("(" + "|".join(map(re.escape, SPECIAL_TOKENS)) + ")")

@@ -1,10 +1,11 @@
 """The rollout on real engines (hf, vllm) with a tiny Qwen3 taught one parallel trajectory.
 
 A random tiny model rarely writes `<Outline>N:`, so the model here is the conftest tiny model trained
-for a few hundred steps on the rollout units of ONE trajectory (spec section 3: each request/completion
-unit the rollout issues, loss on completions only). Greedy decoding then reproduces a block with two
-threads, which makes the checks below meaningful: thread prompts = context + header, the joined
-context is what the next request receives, and hf and vllm agree.
+on the rollout units of ONE trajectory (spec section 3: each request/completion unit the rollout issues,
+loss on completions only) until greedy decoding reproduces every unit (conftest.train_until_greedy;
+the fixture errors otherwise). Greedy decoding then reproduces a block with two threads, which makes
+the checks below meaningful: thread prompts = context + header, the joined context is what the next
+request receives, and hf and vllm agree.
 """
 
 from __future__ import annotations
@@ -37,37 +38,6 @@ UNITS = [  # (prompt, completion): the units the rollout issues for this traject
     (JOINED, "</Parallel>\nso \\boxed{5}</think>\n\\boxed{5}<|im_end|>"),
 ]
 CONFIG = RolloutConfig(temperature=0.0, budget_tokens=400, max_steps=4)
-
-
-def make_parallel_model(out_dir: Path, steps: int = 150) -> Path:
-    """The conftest tiny model, trained on UNITS (completion tokens only) until greedy reproduces them."""
-    import torch
-    from conftest import make_tiny_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    make_tiny_model(out_dir)
-    tok = AutoTokenizer.from_pretrained(out_dir)
-    model = AutoModelForCausalLM.from_pretrained(out_dir, dtype=torch.float32)
-    rows = []
-    for prompt, completion in UNITS:
-        p, c = tok.encode(prompt, add_special_tokens=False), tok.encode(completion, add_special_tokens=False)
-        rows.append((p + c, [-100] * len(p) + c))
-    width = max(len(ids) for ids, _ in rows)
-    ids = torch.tensor([x + [tok.pad_token_id] * (width - len(x)) for x, _ in rows])
-    labels = torch.tensor([y + [-100] * (width - len(y)) for _, y in rows])
-    mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in rows])
-    torch.manual_seed(0)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-2, weight_decay=0.0)
-    model.train()
-    for _ in range(steps):
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if loss.item() < 0.02:
-            break
-    model.save_pretrained(out_dir)
-    return out_dir
 
 
 class Recording:
@@ -121,8 +91,8 @@ def structure(rec) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def parallel_model(tmp_path_factory) -> Path:
-    return make_parallel_model(tmp_path_factory.mktemp("tiny-parallel"))
+def parallel_model(trained_tiny_model) -> Path:
+    return trained_tiny_model(UNITS)  # conftest: trained once per session until greedy reproduces UNITS
 
 
 @pytest.fixture(scope="module")

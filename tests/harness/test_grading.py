@@ -9,6 +9,8 @@ import pytest
 from harness.errors import InputError
 from harness.grading import Grade, extract_answer, grade, grade_many, is_equivalent
 
+pytestmark = pytest.mark.core
+
 
 @pytest.mark.parametrize(
     "text, expected",

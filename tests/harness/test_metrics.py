@@ -17,6 +17,8 @@ from harness.metrics import (
     stderr,
 )
 
+pytestmark = pytest.mark.core
+
 
 def brute_pass_at_k(n: int, c: int, k: int) -> float:
     flags = [True] * c + [False] * (n - c)

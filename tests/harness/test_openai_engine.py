@@ -23,12 +23,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, trained_tiny_model):
     """(base_url, model_dir): one server per module; always terminated."""
     import httpx
-    from test_engines import make_parallel_model
+    from test_engines import UNITS
 
-    model = make_parallel_model(tmp_path_factory.mktemp("tiny-parallel-openai"))
+    model = trained_tiny_model(UNITS)  # the same model as test_engines (trained once per session)
     port = _free_port()
     log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model), "--host", "127.0.0.1",

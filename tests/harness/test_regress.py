@@ -10,6 +10,8 @@ from harness.regress import RegressPolicy, compare_arrays, load_policy, regress,
 from harness.results import Aggregates, ModelInfo, Result, Sample, Sampling, save_result
 from threadweaver.cli import main
 
+pytestmark = pytest.mark.core
+
 N_PROBLEMS, K = 500, 8
 
 

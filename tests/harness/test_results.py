@@ -16,6 +16,8 @@ from harness.measured import build_results, check_aggregates, compute_aggregates
 from harness.records import RecordWriter, RunHeader, SampleRecord
 from harness.results import load_result, result_filename, save_result
 
+pytestmark = pytest.mark.core
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN = RunHeader(format="threadweaver", rollout={"parallel": True, "join": "model", "budget_tokens": 4096, "seed": 0,
                 "temperature": 1.0, "top_p": 1.0, "top_k": -1}, engine="hf", engine_version="5.0", dtype="float32",

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from harness.store import SampleStore, default_store_path, sample_key
+
+pytestmark = pytest.mark.core
 
 
 def _key(i: int, **over) -> str:

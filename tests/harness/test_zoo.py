@@ -12,6 +12,8 @@ from harness.results import load_result
 from harness.zoo import REPO_ROOT, load_zoo, resolve_pretrained
 from threadweaver.cli import main
 
+pytestmark = pytest.mark.core
+
 RESULTS = Path(__file__).resolve().parents[2] / "results"
 
 
