@@ -44,8 +44,9 @@ def pytest_make_collect_report(collector):
 
 
 def make_tiny_model(out_dir: Path, *, seed: int = 0, layers: int = 2, heads: int = 1,
-                    tie: bool = True) -> Path:  # fmt: skip
-    """Save a random tiny Qwen3 (hidden 64, `heads` heads of 64) + the char tokenizer to `out_dir`."""
+                    tie: bool = True, **config_fields) -> Path:  # fmt: skip
+    """Save a random tiny Qwen3 (hidden 64, `heads` heads of 64) + the char tokenizer to `out_dir`;
+    `config_fields` are further Qwen3Config fields (e.g. a sliding window)."""
     import torch
     from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 
@@ -66,6 +67,7 @@ def make_tiny_model(out_dir: Path, *, seed: int = 0, layers: int = 2, heads: int
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=None,
         torch_dtype="float32",
+        **config_fields,
     )
     torch.manual_seed(seed)
     model = Qwen3ForCausalLM(config)
@@ -130,13 +132,15 @@ def _greedy_mismatch(model, tok, units: Sequence[tuple[str, str]]) -> str | None
 
 def train_until_greedy(out_dir: Path, units: Sequence[tuple[str, str]], *, max_steps: int = 1000,
                        check_every: int = 10, min_margin: float = 2.0, lr: float = 3e-3, seed: int = 0,
-                       threads: int = 1) -> Path:  # fmt: skip
+                       threads: int = 1, check_units: Sequence[tuple[str, str]] | None = None,
+                       **config_fields) -> Path:  # fmt: skip
     """Save to `out_dir` a tiny Qwen3 (`make_tiny_model`, 4 heads) trained on `units`, (prompt, completion)
     pairs, with loss on completion tokens only, until greedy decoding reproduces every completion.
 
     Full-batch AdamW. Every `check_every` steps: the teacher-forced margin of every completion token (gold
     logit minus the best other) must be at least `min_margin`, and then a real greedy `generate` of each
-    prompt must give its completion exactly. Deterministic: fixed seeds, deterministic algorithms and
+    prompt (of `check_units`, default `units`) must give its completion exactly; `config_fields` go to
+    `make_tiny_model`. Deterministic: fixed seeds, deterministic algorithms and
     `threads` intra-op threads (restored afterwards). Raises FixtureError after `max_steps` without that.
     Writes `train_until_greedy.json` (steps, margin, seconds) beside the weights."""
     import torch
@@ -147,7 +151,7 @@ def train_until_greedy(out_dir: Path, units: Sequence[tuple[str, str]], *, max_s
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
     try:
-        make_tiny_model(out_dir, seed=seed, heads=4)
+        make_tiny_model(out_dir, seed=seed, heads=4, **config_fields)
         tok = AutoTokenizer.from_pretrained(out_dir)
         model = AutoModelForCausalLM.from_pretrained(out_dir, dtype=torch.float32)
         ids, labels, mask = _unit_rows(tok, units)
@@ -166,14 +170,14 @@ def train_until_greedy(out_dir: Path, units: Sequence[tuple[str, str]], *, max_s
             margin = _min_margin(model, ids, labels, mask)
             if margin < min_margin:
                 continue
-            mismatch = _greedy_mismatch(model, tok, units)
+            mismatch = _greedy_mismatch(model, tok, check_units or units)
             if mismatch is None:
                 model.save_pretrained(out_dir)
                 seconds = round(time.perf_counter() - start, 2)
                 log = {"steps": step, "min_margin": round(margin, 4), "seconds": seconds}
                 (Path(out_dir) / "train_until_greedy.json").write_text(json.dumps(log) + "\n")
                 return Path(out_dir)
-        mismatch = _greedy_mismatch(model, tok, units) or "greedy reproduces every unit"
+        mismatch = _greedy_mismatch(model, tok, check_units or units) or "greedy reproduces every unit"
         raise FixtureError(
             f"train_until_greedy did not converge after {max_steps} steps: {mismatch} "
             f"(min teacher-forced margin {margin:.3f}, need {min_margin})"

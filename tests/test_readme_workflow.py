@@ -3,8 +3,8 @@
 The model: the conftest tiny Qwen3 (char tokenizer) taught ONE parallel trajectory after the prompts this
 workflow sends (the first 2 problems of each benchmark, chat template applied as the backend does), as
 the rollout's units plus the whole trajectory (so `parallel=false` writes the same text sequentially). It
-is checked to reproduce every unit greedily before use; its output layer is then scaled up 4x (argmax
-unchanged) so that the tasks' temperature-1.0 sampling keeps to the trajectory. Substitutions (said in the
+is checked to reproduce every unit greedily before use (conftest.train_until_greedy); its logits are then
+scaled up 4x (argmax unchanged) so that the tasks' temperature-1.0 sampling keeps to the trajectory. Substitutions (said in the
 README): the two model paths, `engine=vllm` -> `engine=hf`, `--limit 2`.
 """
 
@@ -48,52 +48,29 @@ def _units(prompt: str, tokenizer) -> list[tuple[str, str]]:
     return units
 
 
-def make_workflow_model(out: Path, data_dir: Path, max_steps: int = 600) -> Path:
+def make_workflow_model(out: Path, data_dir: Path) -> Path:
+    """A tiny model that writes the trajectory after ANY prompt of the workflow: every layer attends to a
+    sliding window of 32 tokens, so with 2 layers a prediction sees at most the last 64 tokens, and every
+    workflow prompt ends with the same 80-token instruction + chat template tail. Trained on the units
+    after one prompt (`train_until_greedy`, conftest), checked greedily after every prompt of the
+    workflow, then its logits sharpened 4x (the final norm's weight; argmax unchanged) and its context
+    set to 1,024 tokens (a sample that strays is capped there)."""
     import torch
-    from conftest import make_tiny_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from conftest import train_until_greedy
+    from transformers import AutoModelForCausalLM
 
     from harness.datasets import load_docs
     from harness.prompts import doc_to_text, render_prompt
+    from harness.tokenizer import build_char_tokenizer
 
-    make_tiny_model(out, tie=False)
-    config = json.loads((out / "config.json").read_text())
-    config["max_position_embeddings"] = 1024  # bounds any sample that strays: the budget is capped to the context
-    (out / "config.json").write_text(json.dumps(config))
-    tok = AutoTokenizer.from_pretrained(out)
+    tok = build_char_tokenizer()
     prompts = [render_prompt(tok, doc_to_text(d)) for b in BENCHMARKS for d in load_docs(b, data_dir, grading="math")[:2]]
-    rows = []
-    for prompt in prompts:
-        for p, c in _units(prompt, tok):
-            pi, ci = tok.encode(p, add_special_tokens=False), tok.encode(c, add_special_tokens=False)
-            rows.append((pi + ci, [-100] * len(pi) + ci))
-    width = max(len(x) for x, _ in rows)
-    ids = torch.tensor([x + [tok.pad_token_id] * (width - len(x)) for x, _ in rows])
-    labels = torch.tensor([y + [-100] * (width - len(y)) for _, y in rows])
-    mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in rows])
-    torch.manual_seed(0)
+    train_until_greedy(out, _units(prompts[0], tok), threads=2, check_units=[u for p in prompts for u in _units(p, tok)],
+                       use_sliding_window=True, sliding_window=32, max_window_layers=0)  # fmt: skip
     model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
-    model.train()
-    for step in range(max_steps):  # noqa: B007 - reported below
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if loss.item() < 1e-3:
-            break
-    model.eval()
-    with torch.no_grad():  # converged? every unit of every prompt, greedy
-        for prompt in prompts:
-            for p, c in _units(prompt, tok)[:4]:
-                pi = tok(p, return_tensors="pt", add_special_tokens=False)["input_ids"]
-                n = len(tok.encode(c, add_special_tokens=False))
-                got = model.generate(pi, max_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id)
-                text = tok.decode(got[0, pi.shape[1]:], skip_special_tokens=False)
-                if text != c:
-                    raise RuntimeError(f"make_workflow_model did not converge after {step + 1} steps "
-                                       f"(loss {loss.item():.4f}): greedy gives {text!r}, expected {c!r}")  # fmt: skip
-        model.lm_head.weight.mul_(4.0)  # sharper at temperature 1.0; argmax unchanged
+    with torch.no_grad():
+        model.model.norm.weight.mul_(4.0)  # sharper at temperature 1.0: what the tasks sample with
+    model.config.max_position_embeddings = 1024  # a sample that strays is capped by the context
     model.save_pretrained(out)
     return out
 
