@@ -102,10 +102,11 @@ class GraderPool:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.ctx = mp.get_context("forkserver")
         try:
-            self.ctx.set_forkserver_preload(["harness.grading.compare", "math_verify"])
+            self.ctx.set_forkserver_preload(["harness.grading.warm"])  # workers fork warm
         except Exception:
             pass
         self.size = workers
+        self.affinity = True  # tasks with the same key to the same worker (False: round-robin, for benchmarks)
         self.workers = [_Worker(self.ctx) for _ in range(workers)]
         self.lock = threading.Lock()
 
@@ -123,7 +124,7 @@ class GraderPool:
 
     def _run(self, tasks: Sequence[tuple], deadline_s: float, keys: Sequence[str] | None) -> list[tuple[str, Any]]:
         results: list[tuple[str, Any] | None] = [None] * len(tasks)
-        pending = _Queues(len(tasks), self.size, keys)
+        pending = _Queues(len(tasks), self.size, keys if self.affinity else None)
         failed_starts = 0
         while pending or any(w.task is not None for w in self.workers):
             for slot, w in enumerate(self.workers):
