@@ -200,7 +200,7 @@ def test_several_boxes_answer_a_list_gold(response, gold, status, extracted):
 
 
 def test_hostile_shapes_finish_within_the_deadline():
-    deadline_s = 2.0
+    deadline_s = 1.0
     many_boxes = "<think>x</think>" + " and ".join(f"\\boxed{{{i}}}" for i in range(20_000))
     items = [
         (many_boxes, "1, 2", "math"),
@@ -209,11 +209,12 @@ def test_hostile_shapes_finish_within_the_deadline():
         ("\\boxed{" + "(" * 5_000 + "1" + ")" * 5_000 + "}", "1, 2", "math"),
     ]
     grade_many([("\\boxed{1}", "1", "math")])  # warm pool
-    start = time.monotonic()
-    grades = grade_many(items, workers=2, deadline_s=deadline_s)
-    elapsed = time.monotonic() - start
-    assert all(g.status in ("wrong", "timeout") for g in grades), grades
-    assert elapsed <= 2 * deadline_s + 1.0, elapsed  # four items, two workers: two deadlines at most
+    for item in items:  # extraction runs in this process, outside the deadline: it must stay linear
+        start = time.monotonic()
+        g = grade_many([item], workers=2, deadline_s=deadline_s)[0]
+        elapsed = time.monotonic() - start
+        assert g.status in ("wrong", "timeout") and elapsed <= deadline_s + 1.0, (g.status, elapsed)
+    assert grade_many([("\\boxed{4}", "4", "math")])[0].correct  # replacements work
 
 
 def test_samples_of_one_problem_go_to_one_worker_and_the_gold_is_parsed_once():
