@@ -6,7 +6,7 @@ grader knows no benchmark names. Spec section 1: by default the answer is the co
 `\\boxed{...}`; no box = not correct.
 
     from harness.grading import grade, grade_many
-    grade("... so \\boxed{025}", "25", "math")                # Grade(status='correct', extracted='025')
+    grade("... so \\boxed{025}", "25", "math")  # Grade(status='correct', extracted='025', decided_by='integer')
     grade_many([(response, gold, "minerva", truncated)], workers=2, deadline_s=5.0)
 """
 

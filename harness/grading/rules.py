@@ -109,10 +109,10 @@ def _canonical_name(spec: dict[str, Any]) -> str:
 
 # The named rules. A task YAML names one of these, or spells a rule out as a dict.
 _TABLE: dict[str, dict[str, Any]] = {
-    "math": {"compare": "math"},  # MATH500, AIME, AMC, OlympiadBench
-    "minerva": {"compare": "math", "rel_tol": MINERVA_REL_TOL},  # Minerva Math protocol
+    "math": {"compare": "math"},  # answers compared as mathematics
+    "minerva": {"compare": "math", "rel_tol": MINERVA_REL_TOL},  # the Minerva protocol
     "exact": {"compare": "exact"},
-    "digits": {"compare": "digits"},  # tw_toy: "0917" is not "917"
+    "digits": {"compare": "digits"},  # digit-string answers: "0917" is not "917"
 }
 _NAME_OF_SPEC = {json.dumps(s, sort_keys=True): n for n, s in _TABLE.items()}
 RULES: dict[str, GradingRule] = {n: GradingRule(name=n, **s) for n, s in _TABLE.items()}
