@@ -2,11 +2,15 @@
 
 Pure string work (no sympy): each function is cheap and safe on hostile input. The per-benchmark gold
 formats they exist for are described in `../shared/data/README.md`.
+
+Numbers: thousands separators (`1,000`, `1{,}000`, `1\\,000`, `1\\;000`, `1\\!000`, `1 000`) make one number;
+a decimal comma is never guessed (`1,22` stays a list of two answers: commas separate answers).
 """
 
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
 
 _OPEN, _CLOSE = "([{", ")]}"
 
@@ -19,16 +23,21 @@ _FRAC_FAMILY = re.compile(r"\\[dt]frac\b")
 _FRAC_SHORT = re.compile(r"\\frac\s*(\{[^{}]*\}|[0-9a-zA-Z])\s*(\{[^{}]*\}|[0-9a-zA-Z])")
 _TRAILING_DOT_NUMBER = re.compile(r"(\d)\.(?!\d)")  # "-1./3" (Minerva) -> "-1/3"
 _NUMPY_FUNC = re.compile(r"\bnp\.(arcsin|arccos|arctan|sin|cos|tan|exp|log|sqrt|pi)\b")
-_THOUSANDS = re.compile(r"^-?\d{1,3}(?:(?:,|\{,\}|,\\!\s*)\d{3})+(?:\.\d+)?$")
+# a whole answer that is one number written with thousands separators: "10,\\!080", "1\\,000", "1 000"
+_THOUSANDS_SEP = r"(?:,\\!\s*|\{,\}|,|\\[,;!]\s*|\\ |~| )"
+_THOUSANDS = re.compile(rf"^[+-]?[1-9]\d{{0,2}}(?:{_THOUSANDS_SEP}\d{{3}})+(?:\.\d+)?$")
+_THOUSANDS_SEP_RE = re.compile(_THOUSANDS_SEP)
 _TEXT_CMD = re.compile(r"\\(?:text|textbf|mathrm|mbox|rm|operatorname)\s*\{([^{}]*)\}")
 _SIMPLE_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
 _WRAPPER = re.compile(r"\\(?:textbf|mathbf|boxed|bf)\s*\{(.*)\}", re.S)
-_MINERVA_NUMBER = re.compile(
-    r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:(?:\\times|\\cdot|x)\s*10\s*\^\s*\{?\s*([+-]?\d+)\s*\}?)?"
+_PLAIN_NUMBER = re.compile(
+    r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))(?:\s*(?:\\times|\\cdot|x)\s*10\s*\^\s*\{?\s*([+-]?\d+)\s*\}?)?"
 )
-# A unit tail after a number: letters, \mathrm{..}, ~, /, ^digits, spaces; nothing that is math.
+# A unit after a number: it starts with a space, ~, a thin space or a unit command (so "8/5", "10^{-3}",
+# "1011_{2}" are not numbers with units), then letters, \mathrm{..}, /, ^digits, spaces; nothing that is math.
 _UNIT_TAIL = re.compile(
-    r"^(?:\s|~|\\,|\\;|\\!|\\ |\\(?:mathrm|text|mbox|rm)\s*\{[^{}]*\}|[A-Za-z/^\d{}\-.])*$"
+    r"^(?:(?:\s|~|\\,|\\;|\\!|\\ |\\(?:mathrm|text|mbox|rm)\s*\{[^{}]*\})"
+    r"(?:\s|~|\\,|\\;|\\!|\\ |\\(?:mathrm|text|mbox|rm)\s*\{[^{}]*\}|[A-Za-z/^\d{}\-.])*)?$"
 )
 
 
@@ -53,8 +62,10 @@ def normalize(s: str) -> str:
     s = _TRAILING_DOT_NUMBER.sub(r"\1", s)
     s = _E_NOTATION.sub(lambda m: f"{m.group(1)}\\times10^{{{int(m.group(2))}}}", s)
     if _THOUSANDS.match(s):
-        s = re.sub(r"\{,\}|,\\!\s*|,", "", s)
+        s = _THOUSANDS_SEP_RE.sub("", s)
     s = s.strip().rstrip(".").strip()
+    while s.startswith("{") and s.endswith("}") and _balanced(s[1:-1]):  # "{1,2,3}": a group, not a set
+        s = s[1:-1].strip()
     return s
 
 
@@ -120,22 +131,24 @@ def drop_lhs(s: str) -> str:
     return s
 
 
-def minerva_number(s: str) -> float | None:
-    """The value of a Minerva numeric answer, units dropped: "3.0 \\mathrm{m/s}" -> 3.0, "4.5e33"."""
+def plain_number(s: str) -> tuple[Decimal, bool] | None:
+    """A plain decimal number, units dropped, as (exact value, written as an integer):
+    "3.0 \\mathrm{m/s}" -> (3.0, False), "4.5e33" -> (4.5E+33, False), "120" -> (120, True).
+    None for anything else: fractions ("8/5"), powers ("10^{-3}"), base-n numerals ("1011_{2}")."""
     s = normalize(s)
-    m = _MINERVA_NUMBER.match(s)
-    if not m or not _UNIT_TAIL.match(s[m.end() :]):
+    m = _PLAIN_NUMBER.match(s)
+    if not m or not _UNIT_TAIL.match(s[m.end() :]) or len(m.group(1)) > 60:
         return None
     try:
-        value = float(m.group(1))
+        value = Decimal(m.group(1))
         if m.group(2) is not None:
             exp = int(m.group(2))
             if abs(exp) > 300:
                 return None
-            value *= 10.0**exp
-    except (ValueError, OverflowError):
+            value = value.scaleb(exp)
+    except (InvalidOperation, ValueError):
         return None
-    return value
+    return value, m.group(2) is None and "." not in m.group(1)
 
 
 def simple_integer(s: str) -> int | None:

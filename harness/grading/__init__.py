@@ -6,7 +6,7 @@ grader knows no benchmark names. Spec section 1: by default the answer is the co
 `\\boxed{...}`; no box = not correct.
 
     from harness.grading import grade, grade_many
-    grade("... so \\boxed{025}", "25", "math")                # Grade(status='correct', extracted='025')
+    grade("... so \\boxed{025}", "25", "math")  # Grade(status='correct', extracted='025', decided_by='integer')
     grade_many([(response, gold, "minerva", truncated)], workers=2, deadline_s=5.0)
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness.grading.compare import is_equivalent
+from harness.grading.compare import DECIDERS, compare, gold_parts, is_equivalent
 from harness.grading.extract import extract_with
 from harness.grading.pool import GraderPool, close_pool, get_pool
 from harness.grading.rules import RULES, SPEC_NOTES, GradingRule, get_rule
@@ -27,10 +27,12 @@ RuleSpec = str | dict | GradingRule
 
 @dataclass(frozen=True)
 class Grade:
-    """One graded sample. `status` is one of STATUSES; `extracted` the answer text (None if none found)."""
+    """One graded sample. `status` is one of STATUSES; `extracted` the answer text (None if none found);
+    `decided_by` the comparison that decided (one of DECIDERS), None when nothing was compared."""
 
     status: str
     extracted: str | None
+    decided_by: str | None = None
 
     @property
     def correct(self) -> bool:
@@ -40,9 +42,11 @@ class Grade:
         return asdict(self)
 
 
-def extract_answer(response: str, rule: RuleSpec = "math") -> str | None:
-    """The answer `rule`'s extractors find in `response` (first that finds one); None when none does."""
-    return extract_with(response, get_rule(rule).extract)[0]
+def extract_answer(response: str, rule: RuleSpec = "math", gold: str | None = None) -> str | None:
+    """The answer `rule`'s extractors find in `response` (first that finds one); None when none does.
+    With a `gold` that lists several answers, several boxes in the answer part are the answer."""
+    list_gold = gold is not None and len(gold_parts(str(gold))) > 1
+    return extract_with(response, get_rule(rule).extract, list_gold=list_gold)[0]
 
 
 def grade_many(items: Iterable[Sequence[Any]], workers: int = 2, deadline_s: float = 5.0) -> list[Grade]:
@@ -58,20 +62,25 @@ def grade_many(items: Iterable[Sequence[Any]], workers: int = 2, deadline_s: flo
     rules = [get_rule(it[2]) for it in items]
     grades: list[Grade | None] = [None] * len(items)
     tasks, where = [], []
+    list_golds: dict[str, bool] = {}
     for i, (item, rule) in enumerate(zip(items, rules, strict=True)):
-        response, gold = item[0], item[1]
+        response, gold = item[0], str(item[1])
         truncated = bool(item[3]) if len(item) > 3 else False
-        extracted, _ = extract_with(response or "", rule.extract)
+        if gold not in list_golds:
+            list_golds[gold] = len(gold_parts(gold)) > 1
+        extracted, _ = extract_with(response or "", rule.extract, list_gold=list_golds[gold])
         if extracted is None:
             grades[i] = Grade("truncated" if truncated else "no_answer", None)
         else:
-            tasks.append((extracted, str(gold), rule.name))
+            tasks.append((extracted, gold, rule.name))
             where.append(i)
     if tasks:
-        replies = get_pool(workers).run(tasks, deadline_s)
+        replies = get_pool(workers).run(tasks, deadline_s, keys=[t[1] for t in tasks])
         for i, task, (kind, value) in zip(where, tasks, replies, strict=True):
-            status = {"ok": "correct" if value else "wrong", "timeout": "timeout"}.get(kind, "grader_error")
-            grades[i] = Grade(status, task[0])
+            if kind == "ok":
+                grades[i] = Grade("correct" if value[0] else "wrong", task[0], value[1])
+            else:
+                grades[i] = Grade("timeout" if kind == "timeout" else "grader_error", task[0])
     return [g for g in grades if g is not None]
 
 
@@ -89,11 +98,11 @@ def equivalent_many(
     name = get_rule(rule).name
     if not pairs:
         return []
-    replies = get_pool(workers).run([(a, b, name) for a, b in pairs], deadline_s)
-    return [kind == "ok" and bool(value) for kind, value in replies]
+    replies = get_pool(workers).run([(a, b, name) for a, b in pairs], deadline_s, keys=[b for _, b in pairs])
+    return [kind == "ok" and bool(value[0]) for kind, value in replies]
 
 
 __all__ = [
-    "RULES", "SPEC_NOTES", "STATUSES", "Grade", "GraderPool", "GradingRule", "close_pool", "equivalent_many",
-    "extract_answer", "get_pool", "get_rule", "grade", "grade_many", "is_equivalent",
+    "DECIDERS", "RULES", "SPEC_NOTES", "STATUSES", "Grade", "GraderPool", "GradingRule", "close_pool", "compare",
+    "equivalent_many", "extract_answer", "get_pool", "get_rule", "grade", "grade_many", "is_equivalent",
 ]  # fmt: skip

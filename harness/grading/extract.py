@@ -1,7 +1,10 @@
 """Answer extraction: pure string work, linear time, safe on any model output.
 
 - "boxed": the content of the LAST `\\boxed{...}` (also `\\fbox`, `\\framebox`, `\\boxed 5`) anywhere in the
-  response (spec section 1). Text after the last box ("so the final answer is 7") does not count.
+  response (spec section 1). Text after the last box ("so the final answer is 7") does not count: the spec
+  says the last box wins, so a sentence cannot overrule it; prose without any box is `no_answer`.
+  Extension for golds that list several answers: when the answer part (after the last `</think>`, else
+  the last paragraph) holds several boxes, they are the answer list, joined with ", ".
 - "final_answer": the last case-insensitive `Final Answer:` up to the end of its line, searched in the last
   300 characters (Parallel-R1's reward; spec formats.md section 2.2 "answer").
 """
@@ -15,6 +18,8 @@ _BOX_RE = re.compile(r"\\(?:boxed|fbox|framebox)(?![A-Za-z])([ \t]*)")
 _TOKEN_RE = re.compile(r"[^\s$]+")
 _BRACE_RE = re.compile(r"\\[{}]|[{}]")
 _FINAL_ANSWER_RE = re.compile(r"final answer\s*:\s*([^\n]+)", re.IGNORECASE)
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+THINK_CLOSE = "</think>"
 
 
 def _closing_braces(text: str) -> dict[int, int]:
@@ -44,6 +49,21 @@ def box_contents(text: str) -> list[str]:
     return found
 
 
+def answer_part(response: str) -> str:
+    """The text after the last `</think>`; without one, the last paragraph (after the last blank line)."""
+    cut = response.rfind(THINK_CLOSE)
+    if cut != -1:
+        return response[cut + len(THINK_CLOSE) :]
+    text = response.rstrip()
+    breaks = list(_PARAGRAPH_BREAK.finditer(text))
+    return text[breaks[-1].end() :] if breaks else text
+
+
+def answer_boxes(response: str) -> list[str]:
+    """The non-empty boxes of the answer part, in order."""
+    return [b.strip() for b in box_contents(answer_part(response)) if b.strip()]
+
+
 def last_box(response: str) -> str | None:
     """Extractor "boxed": the last box's content, stripped; None when there is no box."""
     boxes = box_contents(response)
@@ -59,10 +79,48 @@ def final_answer(response: str) -> str | None:
 EXTRACT = {"boxed": last_box, "final_answer": final_answer}
 
 
-def extract_with(response: str, extractors: tuple[str, ...]) -> tuple[str | None, str | None]:
-    """(answer, extractor that found it) for the first extractor that finds a non-empty answer."""
+def extract_with(
+    response: str, extractors: tuple[str, ...], list_gold: bool = False
+) -> tuple[str | None, str | None]:
+    """(answer, how it was found) for the first extractor that finds a non-empty answer. With `list_gold`
+    (the gold lists several answers), several boxes in the answer part are the answer ("boxes")."""
     for name in extractors:
+        if name == "boxed" and list_gold and len(boxes := answer_boxes(response)) > 1:
+            return ", ".join(boxes), "boxes"
         answer = EXTRACT[name](response)
         if answer:
             return answer, name
     return None, None
+
+
+def gold_answer(gold: str) -> str:
+    """The gold as an answer string. A gold written with boxes is read by its boxes: several boxes with at
+    most three words between neighbours ("\\boxed{2}, \\boxed{3} and \\boxed{5}", "\\boxed{1} cm and
+    \\boxed{2} cm") are that list; a sentence between boxes makes the earlier ones working steps, and the
+    last box is the gold."""
+    if "box" not in gold:
+        return gold
+    spans = _box_spans(gold)
+    if not spans:
+        return gold
+    between = [gold[a[2] : b[0]] for a, b in zip(spans, spans[1:], strict=False)]
+    if len(spans) > 1 and all(len(_WORD.findall(_COMMAND.sub(" ", t))) <= 3 for t in between):
+        return ", ".join(gold[j + 1 : end - 1].strip() for _, j, end in spans)
+    _, j, end = spans[-1]
+    return gold[j + 1 : end - 1].strip()
+
+
+_COMMAND = re.compile(r"\\[A-Za-z]+")
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def _box_spans(text: str) -> list[tuple[int, int, int]]:
+    """(start of the command, its `{`, end after its `}`) of each braced box (pure string work, linear)."""
+    spans, closing = [], None
+    for m in _BOX_RE.finditer(text):
+        j = m.end()
+        if text[j : j + 1] == "{":
+            closing = _closing_braces(text) if closing is None else closing
+            if j in closing:
+                spans.append((m.start(), j, closing[j] + 1))
+    return spans

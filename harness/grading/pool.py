@@ -3,6 +3,10 @@
 math-verify's own timeouts use SIGALRM and cannot interrupt big-integer work in C
 (`\\boxed{9^{9^{9^{9}}}}`), so every comparison runs in a worker process that is SIGKILLed when it passes
 the per-task deadline, and replaced.
+
+Tasks with the same key (the gold: the samples of one problem) go to the same worker, whose parse cache
+then reads that gold once (an RL batch has 8 samples per problem); an idle worker takes work from the
+longest other queue rather than wait.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 import multiprocessing as mp
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import wait as wait_conns
@@ -24,10 +29,10 @@ _log = logging.getLogger(__name__)
 def _worker_main(conn) -> None:
     """Worker loop: warm math-verify up, say ready, then answer (index, kind, args) messages."""
     logging.getLogger("math_verify").setLevel(logging.ERROR)
-    from harness.grading.compare import is_equivalent
+    from harness.grading.compare import compare
 
     try:
-        is_equivalent("\\frac{1}{2}", "0.5", "math")
+        compare("\\frac{1}{2}", "0.5", "math")
     except Exception:  # a broken install shows up as grader_error per sample, not here
         pass
     conn.send(("ready", None))
@@ -40,7 +45,7 @@ def _worker_main(conn) -> None:
             return
         index, args = msg
         try:
-            reply = ("ok", is_equivalent(*args))
+            reply = ("ok", compare(*args))
         except Exception as exc:  # never str() a sympy object here: that alone can hang
             reply = ("error", type(exc).__name__)
         conn.send((index, reply))
@@ -64,6 +69,31 @@ class _Worker:
         self.conn.close()
 
 
+class _Queues:
+    """Pending task indices, one queue per worker slot: a task's key picks its slot (stable crc32)."""
+
+    def __init__(self, n: int, slots: int, keys: Sequence[str] | None) -> None:
+        self.queues: list[deque[int]] = [deque() for _ in range(slots)]
+        for i in range(n):
+            slot = i if keys is None else zlib.crc32(str(keys[i]).encode("utf-8", "replace"))
+            self.queues[slot % slots].append(i)
+        self.left = n
+
+    def __bool__(self) -> bool:
+        return self.left > 0
+
+    def take(self, slot: int) -> int:
+        """The next task of `slot`, else the last task of the longest other queue."""
+        self.left -= 1
+        if self.queues[slot]:
+            return self.queues[slot].popleft()
+        return max(self.queues, key=len).pop()
+
+    def put_back(self, slot: int, i: int) -> None:
+        self.queues[slot].appendleft(i)
+        self.left += 1
+
+
 class GraderPool:
     """Worker processes, one task at a time each, with a hard per-task deadline (SIGKILL + replacement)."""
 
@@ -72,34 +102,38 @@ class GraderPool:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.ctx = mp.get_context("forkserver")
         try:
-            self.ctx.set_forkserver_preload(["harness.grading.compare", "math_verify"])
+            self.ctx.set_forkserver_preload(["harness.grading.warm"])  # workers fork warm
         except Exception:
             pass
         self.size = workers
+        self.affinity = True  # tasks with the same key to the same worker (False: round-robin, for benchmarks)
         self.workers = [_Worker(self.ctx) for _ in range(workers)]
         self.lock = threading.Lock()
 
-    def run(self, tasks: Sequence[tuple], deadline_s: float) -> list[tuple[str, Any]]:
-        """Results in task order: ("ok", value), ("timeout", None) or ("error", why)."""
+    def run(
+        self, tasks: Sequence[tuple], deadline_s: float, keys: Sequence[str] | None = None
+    ) -> list[tuple[str, Any]]:
+        """compare(*task) for each task; results in task order: ("ok", (equal, decided_by)),
+        ("timeout", None) or ("error", why). Tasks with equal `keys` prefer the same worker."""
         with self.lock:
-            return self._run(tasks, deadline_s)
+            return self._run(tasks, deadline_s, keys)
 
     def _replace(self, w: _Worker) -> None:
         w.kill()
         self.workers[self.workers.index(w)] = _Worker(self.ctx)
 
-    def _run(self, tasks: Sequence[tuple], deadline_s: float) -> list[tuple[str, Any]]:
+    def _run(self, tasks: Sequence[tuple], deadline_s: float, keys: Sequence[str] | None) -> list[tuple[str, Any]]:
         results: list[tuple[str, Any] | None] = [None] * len(tasks)
-        pending = deque(range(len(tasks)))
+        pending = _Queues(len(tasks), self.size, keys if self.affinity else None)
         failed_starts = 0
         while pending or any(w.task is not None for w in self.workers):
-            for w in self.workers:
+            for slot, w in enumerate(self.workers):
                 if w.ready and w.task is None and pending:
-                    i = pending.popleft()
+                    i = pending.take(slot)
                     try:
                         w.conn.send((i, tasks[i]))
                     except (OSError, ValueError):  # died while idle: retry the task on a fresh worker
-                        pending.appendleft(i)
+                        pending.put_back(slot, i)
                         self._replace(w)
                         continue
                     w.task, w.sent_at = i, time.monotonic()
@@ -134,7 +168,7 @@ class GraderPool:
                     '`if __name__ == "__main__":` guard (worker processes re-import it)'
                 )
                 while pending:
-                    results[pending.popleft()] = ("error", "grader workers failed to start")
+                    results[pending.take(0)] = ("error", "grader workers failed to start")
         return [r if r is not None else ("error", "lost") for r in results]
 
     def close(self) -> None:

@@ -21,15 +21,26 @@ MINERVA_REL_TOL = 1e-2  # Minerva protocol (Lewkowycz et al. 2022): numbers agre
 _DEFAULTS: dict[str, Any] = {"rel_tol": None, "extract": ("boxed",), "ordered": False}
 _KEYS = ("compare", "rel_tol", "extract", "ordered")
 
-# How the rules read an answer, beyond spec section 1 ("the LAST \boxed{}; no box = not correct"):
+# How the rules read and compare answers, beyond spec section 1 ("the LAST \boxed{}; no box = not
+# correct"). `threadweaver grade --explain` names the step that decided each sample (compare.DECIDERS).
 SPEC_NOTES = (
-    "boxed: the last \\boxed{} (also \\fbox, \\framebox) anywhere in the response (spec section 1); "
-    "a 'final answer is X' sentence after it does not count, and prose without a box is no_answer.",
+    "boxed: the last \\boxed{} (also \\fbox, \\framebox) anywhere in the response (spec section 1). A "
+    "'final answer is X' sentence after the last box is not an answer (the last box wins), and prose "
+    "without a box is no_answer.",
+    "boxed, list golds (an extension of spec section 1): when the gold lists several answers and the "
+    "answer part (after the last </think>, else the last paragraph) holds several boxes, those boxes are "
+    "the answer list; a single-answer gold still takes the last box.",
+    "golds written with boxes are read by their boxes (several boxes at most three words apart are a "
+    "list, else the last box).",
     "final_answer: the last case-insensitive 'Final Answer:' up to the end of its line within the last "
     "300 characters (Parallel-R1's reward, spec formats.md section 2.2).",
-    "math: equal strings, equal integers, then math-verify (gold first); a gold listing several answers "
-    "matches a list of answers one to one, in any order unless the rule is `ordered`.",
-    "rel_tol: two numbers may differ by that relative amount (Minerva: 1%).",
+    "math: equal strings, then two whole numbers (exact), then a list gold against a list of as many "
+    "answers (one to one, in any order unless the rule is `ordered`), then math-verify (gold first).",
+    "rel_tol: exactly equal numbers are equal; the tolerance applies only where both sides are plain "
+    "decimal numbers, not both integers (not base-n numerals like 1011_2, not fractions); a failed "
+    "numeric test falls through to math-verify.",
+    "numbers: thousands separators (1,000  1{,}000  1\\,000  1\\;000  1\\!000  1 000) make one number; a "
+    "decimal comma is never guessed (1,22 is a list: commas separate answers).",
     "exact: normalised string equality. digits: the same digit string (leading zeros count).",
 )
 
@@ -98,10 +109,10 @@ def _canonical_name(spec: dict[str, Any]) -> str:
 
 # The named rules. A task YAML names one of these, or spells a rule out as a dict.
 _TABLE: dict[str, dict[str, Any]] = {
-    "math": {"compare": "math"},  # MATH500, AIME, AMC, OlympiadBench
-    "minerva": {"compare": "math", "rel_tol": MINERVA_REL_TOL},  # Minerva Math protocol
+    "math": {"compare": "math"},  # answers compared as mathematics
+    "minerva": {"compare": "math", "rel_tol": MINERVA_REL_TOL},  # the Minerva protocol
     "exact": {"compare": "exact"},
-    "digits": {"compare": "digits"},  # tw_toy: "0917" is not "917"
+    "digits": {"compare": "digits"},  # digit-string answers: "0917" is not "917"
 }
 _NAME_OF_SPEC = {json.dumps(s, sort_keys=True): n for n, s in _TABLE.items()}
 RULES: dict[str, GradingRule] = {n: GradingRule(name=n, **s) for n, s in _TABLE.items()}

@@ -136,3 +136,23 @@ def test_regrade_bad_input(tmp_path, capsys):
     assert main(["regrade", str(tmp_path)]) == 2
     assert f"{path}:2: field `gold` is needed to grade" in capsys.readouterr().err
     assert path.read_text() == before  # nothing written when any line is bad
+
+
+def test_grade_explain_names_rule_and_deciding_comparison(tmp_path, capsys):
+    rows = [{"response": "so \\boxed{025}", "answer": "25"},
+            {"response": "\\boxed{8/5}", "answer": "1.6", "grading": "minerva"},
+            {"response": "\\boxed{4.47e33}", "answer": "4.5e33", "grading": "minerva"},
+            {"response": "</think>\\boxed{(1,2)} and \\boxed{(3,4)}", "answer": "(3,4), (1,2)"},
+            {"response": "no box", "answer": "1"}]  # fmt: skip
+    f = write_jsonl(tmp_path / "s.jsonl", rows)
+    assert main(["grade", str(f), "--explain", "--json"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(o["rule"], o["status"], o["decided_by"]) for o in out] == [
+        ("math", "correct", "integer"), ("minerva", "correct", "math-verify"),
+        ("minerva", "correct", "numeric tolerance"), ("math", "correct", "list match"),
+        ("math", "no_answer", None)]  # fmt: skip
+    assert out[3]["extracted"] == "(1,2), (3,4)"
+    assert main(["grade", str(f), "--explain"]) == 0
+    text = capsys.readouterr().out
+    assert "decided by" in text and "numeric tolerance" in text and "no answer found" in text
+    assert 'minerva: {"compare": "math", "rel_tol": 0.01}' in text and "decimal comma is never guessed" in text

@@ -108,7 +108,8 @@ def test_every_status_but_timeout_and_error():
         ]
     )
     assert [g.status for g in grades] == ["correct", "wrong", "no_answer", "truncated", "correct"]
-    assert grades[0] == Grade("correct", "2") and grades[2].extracted is None
+    assert grades[0] == Grade("correct", "2", "string") and grades[2] == Grade("no_answer", None, None)
+    assert grades[1].decided_by == "integer"
     assert grade("\\boxed{\\dfrac12}", "0.5", "math").correct
 
 
@@ -134,7 +135,7 @@ def test_worker_exception_is_grader_error(monkeypatch):
     from harness.grading import get_pool
 
     replies = get_pool(2).run([(None, "1", "math"), ("1", "1", "math")], deadline_s=5.0)
-    assert replies[0][0] == "error" and replies[1] == ("ok", True)
+    assert replies[0][0] == "error" and replies[1] == ("ok", (True, "string"))
     grades = grade_many([("\\boxed{1}", "1", "math")])
     assert grades[0].correct
 
@@ -143,3 +144,96 @@ def test_order_is_kept_for_a_large_batch():
     items = [(f"\\boxed{{{i % 7}}}", str(i % 5), "math") for i in range(60)]
     statuses = [g.status for g in grade_many(items)]
     assert statuses == ["correct" if i % 7 == i % 5 else "wrong" for i in range(60)]
+
+
+# ---------------------------------------------------------------------------- issue 12: classes of error
+@pytest.mark.parametrize(
+    "pred, gold, rule, same, decided_by",
+    [
+        ("8/5", "1.6", "minerva", True, "math-verify"),  # exact fraction = decimal gold: falls through
+        ("\\frac{8}{5}", "1.6", "minerva", True, "math-verify"),
+        ("1.60", "1.6", "minerva", True, "numeric"),  # exactly equal numbers
+        ("1.61", "1.6", "minerva", True, "numeric tolerance"),
+        ("1.63", "1.6", "minerva", False, "math-verify"),  # 1.9% off: the numeric test fails, then symbolic
+        ("1112122_3", "1112112_3", "minerva", False, "math-verify"),  # base-n numerals: no tolerance
+        ("1112112_{3}", "1112112_3", "minerva", True, "string"),
+        ("1005", "1000", "minerva", False, "integer"),  # two integers must be exact
+        ("1000.4", "1000", "minerva", True, "numeric tolerance"),
+        ("3.0 \\mathrm{m/s}", "3", "minerva", True, "numeric"),
+        ("10^{-3}", "0.001", "minerva", True, "math-verify"),  # a power is not a number with a unit
+        ("0.333", "\\frac{1}{3}", "minerva", False, "math-verify"),  # a fraction is not a plain decimal
+        ("1\\,000", "1000", "math", True, "string"),
+        ("10\\,000\\,000", "10000000", "math", True, "string"),
+        ("1\\;000", "1000", "math", True, "string"),
+        ("1\\!000", "1{,}000", "math", True, "string"),
+        ("1 000", "1000", "math", True, "string"),
+        ("1.22", "1,22", "math", False, "list match"),  # a decimal comma is not guessed: a list of two
+        ("0.111", "0,111", "math", False, "list match"),
+        ("(3,2), (1,1)", "(1,1), (3,2)", "math", True, "list match"),
+        ("(3,2), (1,1)", "(1,1), (3,2)", {"ordered": True}, False, "list match"),
+        ("(1,1), (3,2)", "(1,1), (3,2)", {"ordered": True}, True, "string"),
+        ("1, 3, 2", "1, 2, 3", {"ordered": True}, False, "list match"),
+        ("3, 2", "\\boxed{2}, \\boxed{3}", "math", True, "list match"),  # a gold written with boxes
+        ("3", "\\boxed{2} no no no no no \\boxed{3}", "math", True, "string"),  # a sentence between: last box
+    ],
+)  # fmt: skip
+def test_compare_classes(pred, gold, rule, same, decided_by):
+    from harness.grading import compare
+
+    assert compare(pred, gold, rule) == (same, decided_by)
+
+
+@pytest.mark.parametrize(
+    "response, gold, status, extracted",
+    [
+        ("<think>\\boxed{9}</think>so \\boxed{(1,2)} and \\boxed{(3,4)}", "(3,4), (1,2)", "correct",
+         "(1,2), (3,4)"),
+        ("work\n\nThe pairs are \\boxed{(1, 2)}, \\boxed{(2, 1)}.", "(2,1),(1,2)", "correct", "(1, 2), (2, 1)"),
+        ("\\boxed{1}\n\nso the answer is \\boxed{2}", "1, 2", "wrong", "2"),  # other paragraph: last box
+        ("<think>x</think>\\boxed{1} and \\boxed{2}", "2", "correct", "2"),  # single gold: last box
+        ("<think>x</think>\\boxed{1} and \\boxed{2}", "1", "wrong", "2"),
+        ("\\boxed{12}. So the final answer is 13.", "13", "wrong", "12"),  # the last box wins over prose
+        ("The final answer is 13.", "13", "no_answer", None),
+    ],
+)  # fmt: skip
+def test_several_boxes_answer_a_list_gold(response, gold, status, extracted):
+    g = grade(response, gold, "math")
+    assert (g.status, g.extracted) == (status, extracted)
+
+
+def test_hostile_shapes_finish_within_the_deadline():
+    deadline_s = 1.0
+    many_boxes = "<think>x</think>" + " and ".join(f"\\boxed{{{i}}}" for i in range(20_000))
+    items = [
+        (many_boxes, "1, 2", "math"),
+        ("\\boxed{" + "1\\," * 30_000 + "000}", "1000", "minerva"),
+        ("\\boxed{" + "9" * 50_000 + ".5 \\mathrm{m}}", "1.5", "minerva"),
+        ("\\boxed{" + "(" * 5_000 + "1" + ")" * 5_000 + "}", "1, 2", "math"),
+    ]
+    grade_many([("\\boxed{1}", "1", "math")])  # warm pool
+    for item in items:  # extraction runs in this process, outside the deadline: it must stay linear
+        start = time.monotonic()
+        g = grade_many([item], workers=2, deadline_s=deadline_s)[0]
+        elapsed = time.monotonic() - start
+        assert g.status in ("wrong", "timeout") and elapsed <= deadline_s + 1.0, (g.status, elapsed)
+    assert grade_many([("\\boxed{4}", "4", "math")])[0].correct  # replacements work
+
+
+def test_samples_of_one_problem_go_to_one_worker_and_the_gold_is_parsed_once():
+    from harness.grading.compare import _parse, compare
+    from harness.grading.pool import _Queues
+
+    keys = ["a", "b", "a", "c", "a", "b"] * 4
+    q = _Queues(len(keys), 2, keys)
+    slot_of = {k: next(s for s, dq in enumerate(q.queues) if any(keys[i] == k for i in dq)) for k in set(keys)}
+    for s, dq in enumerate(q.queues):
+        assert all(slot_of[keys[i]] == s for i in dq)  # every sample of a gold in its gold's queue
+    busy = max(range(2), key=lambda s: len(q.queues[s]))
+    idle = 1 - busy
+    taken = [q.take(idle) for _ in range(len(q.queues[idle]) + 1)]  # drains its own queue, then steals
+    assert len(taken) == len(set(taken)) and bool(q) == (len(keys) > len(taken))
+    _parse.cache_clear()
+    for pred in ("0.5", "1/2", "\\frac{2}{4}"):
+        compare(pred, "\\frac{1}{2}", "math")
+    info = _parse.cache_info()
+    assert info.misses == 4 and info.hits == 2  # the gold once, each answer once

@@ -1,4 +1,9 @@
-"""`threadweaver grade`: grade responses against gold answers (issue 4; spec section 1)."""
+"""`threadweaver grade`: grade responses against gold answers (issues 4 and 12; spec section 1).
+
+`--explain` is the grading report: per sample the extracted answer, the rule and the comparison that
+decided (string, integer, numeric, numeric tolerance, math-verify, list match), then how each rule reads
+answers (harness.grading.SPEC_NOTES).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from harness.jsonl import iter_jsonl
 EXAMPLE = """example:
   threadweaver grade samples.jsonl                 # table + counts by status
   threadweaver grade --rule minerva samples.jsonl  # every line without a `grading` field: rule minerva
+  threadweaver grade --explain samples.jsonl      # which comparison decided each sample, and why
   threadweaver grade --json samples.jsonl > graded.jsonl
 each input line: {"response": "... \\\\boxed{25}", "answer": "025", "grading": "math"}
 """
@@ -34,7 +40,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("file", metavar="FILE.jsonl", help="one JSON object per line: response, answer[, grading]")
     p.add_argument("--rule", default=None, help=f"grading rule of lines without `grading`: {', '.join(RULES)} "
                    "or a rule's JSON (default math)")  # fmt: skip
-    p.add_argument("--json", action="store_true", help="one JSON line per sample: index, status, extracted")
+    p.add_argument("--json", action="store_true", help="one JSON line per sample: index, status, extracted "
+                   "(with --explain also rule, decided_by)")  # fmt: skip
+    p.add_argument("--explain", action="store_true", help="per sample: extracted answer, rule, the comparison "
+                   "that decided; then how the rules read answers")  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="grader worker processes (default 2)")
     p.add_argument("--deadline-s", type=float, default=5.0, help="seconds allowed per sample (default 5)")
     p.set_defaults(func=run)
@@ -105,14 +114,35 @@ def run(args) -> int:
     items = read_items(Path(args.file), args.rule)
     grades = grade_many(items, workers=args.workers, deadline_s=args.deadline_s)
     if args.json:
-        for i, g in enumerate(grades):
-            print(json.dumps({"index": i, "status": g.status, "extracted": g.extracted}, ensure_ascii=False))
+        for i, (item, g) in enumerate(zip(items, grades, strict=True)):
+            row = {"index": i, "status": g.status, "extracted": g.extracted}
+            if args.explain:
+                row |= {"rule": item[2].name, "decided_by": g.decided_by}
+            print(json.dumps(row, ensure_ascii=False))
         return 0
-    print(f"{'index':>5}  {'rule':<10}{'status':<13}extracted")
+    print(f"{'index':>5}  {'rule':<10}{'status':<13}" + ("decided by         " if args.explain else "") + "extracted")
     for i, (item, g) in enumerate(zip(items, grades, strict=True)):
         shown = "-" if g.extracted is None else g.extracted.replace("\n", " ")
-        print(f"{i:>5}  {item[2].name[:9]:<10}{g.status:<13}{shown[:60]}")
+        how = f"{_decided(g):<19}" if args.explain else ""
+        print(f"{i:>5}  {item[2].name[:9]:<10}{g.status:<13}{how}{shown[:60]}")
     print()
     print("\n".join(summary_lines([g.status for g in grades])))
+    if args.explain:
+        print("\nrules:")
+        for rule in {item[2].name: item[2] for item in items}.values():
+            print(f"  {rule.name}: {json.dumps(rule.spec())}")
+        from harness.grading import SPEC_NOTES
+
+        print("how answers are read and compared:")
+        print("\n".join(f"  - {note}" for note in SPEC_NOTES))
     sys.stdout.flush()
     return 0
+
+
+def _decided(g) -> str:
+    """What decided a sample: the comparison, or why none ran."""
+    if g.decided_by is not None:
+        return g.decided_by
+    return {"no_answer": "no answer found", "truncated": "no answer found", "timeout": "deadline"}.get(
+        g.status, "error"
+    )
