@@ -41,23 +41,19 @@ def synthetic_trajectory(
 
 
 def make_examples(n: int, seed: int = 0, **kwargs):
-    from harness.trajectory import SPECIAL_TOKENS
-
+    """(tokenizer, [(prompt ids, completion ids, units)]) of `n` synthetic trajectories, cut into the
+    rollout's units through the format (trainers/sft/units.py)."""
     from harness.tokenizer import build_char_tokenizer
-    from trainers.sft.packing import Example
+    from trainers.sft.units import cut_units
 
     tok = build_char_tokenizer()
     rng = random.Random(seed)
-
-    def encode(t):
-        return tok.encode(t, add_special_tokens=False)
-
     examples = []
     for _ in range(n):
-        prompt = f"<|im_start|>user\nSolve {text(rng, 20)}<|im_end|>\n<|im_start|>assistant\n"
-        examples.append(Example(encode(prompt), encode(synthetic_trajectory(rng, **kwargs))))
-    tag_ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    return tok, examples, tag_ids, encode
+        prompt = tok.encode(f"<|im_start|>user\nSolve {text(rng, 20)}<|im_end|>\n<|im_start|>assistant\n")
+        completion, units = cut_units(prompt, synthetic_trajectory(rng, **kwargs), "threadweaver", "model", tok)
+        examples.append((prompt, completion, units))
+    return tok, examples
 
 
 def tiny_model(vocab_size: int, seed: int = 0):
@@ -106,19 +102,20 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from harness.trajectory import count_tokens
 
-    from trainers.sft.packing import cut_units, pack
+    from harness.counting import count_ids, tag_ids_of
+    from trainers.sft.packing import pack
 
     torch.set_num_threads(2)
-    tok, examples, tag_ids, encode = make_examples(args.trajectories)
-    sp = [count_tokens(e.completion_ids, tag_ids).self_parallelism for e in examples]
-    lengths = [len(e.completion_ids) for e in examples]
+    tok, examples = make_examples(args.trajectories)
+    tag_ids = tag_ids_of(tok)
+    sp = [count_ids(completion, tag_ids).self_parallelism for _, completion, _ in examples]
+    lengths = [len(completion) for _, completion, _ in examples]
     print(f"{len(examples)} trajectories: {statistics.mean(lengths):.0f} completion tokens on average, "
           f"self-parallelism {statistics.mean(sp):.2f}")  # fmt: skip
 
-    packed_rows = pack(examples, tag_ids, "model", encode, max_tokens=args.max_tokens)
-    units = [u for e in examples for u in cut_units(e, tag_ids, "model", encode)]
+    packed_rows = pack([u for _, _, u in examples], max_tokens=args.max_tokens)
+    units = [u for _, _, trajectory_units in examples for u in trajectory_units]
     unit_rows = [unit_row(u) for u in units]
     random.Random(0).shuffle(unit_rows)
     unpacked = [unit_rows[i : i + args.batch] for i in range(0, len(unit_rows), args.batch)]

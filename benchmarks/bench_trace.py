@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2_000, help="approximate tokens per trajectory")
     args = parser.parse_args()
 
-    from harness.trajectory import measure_text
+    from harness.counting import measure_text
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

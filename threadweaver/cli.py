@@ -1,4 +1,5 @@
-"""The `threadweaver` command: a thin dispatcher over harness/commands/*.
+"""The `threadweaver` command: a thin dispatcher over threadweaver/commands/* (the top layer: the only code
+that imports both harness and trainers).
 
 Each subcommand lives in its own module with `add_parser(subparsers)` and `run(args) -> int`, so that
 `threadweaver --help` imports nothing heavy. Exit codes: 0 ok, 1 a check failed, 2 bad input.
