@@ -42,6 +42,10 @@ def build_dataclass(cls, data: Any, where: str):
     if not isinstance(data, dict):
         raise InputError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
     check_keys(data, init_fields(cls), where)
+    for f in dataclasses.fields(cls):
+        required = f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and f.name not in data:
+            raise InputError(f"{where}: missing field '{f.name}'")
     try:
         return cls(**data)
     except InputError as exc:

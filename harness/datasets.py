@@ -88,7 +88,13 @@ def load_docs(benchmark: str, data_dir: str | Path | None = None, *, grading: st
     import datasets  # heavy; only for the hub path
 
     src = HUB_SOURCES[benchmark]
-    ds = datasets.load_dataset(src.path, src.name, split=src.split)
+    try:
+        ds = datasets.load_dataset(src.path, src.name, split=src.split)
+    except Exception as exc:  # offline, no access, or a moved dataset: say what to do instead, in one line
+        reason = " ".join(str(exc).split())[:160]
+        raise InputError(f"benchmark {benchmark}: cannot load {src.path} from the hub ({type(exc).__name__}: {reason}); "
+                         f"offline? set ${DATA_DIR_ENV}=DIR with DIR/{benchmark}.jsonl (fields id, problem, "
+                         "answer)") from None  # fmt: skip
     return [normalise(dict(r), benchmark, i, f"{src.path}[{i}]", grading=grading) for i, r in enumerate(ds)]
 
 

@@ -297,7 +297,7 @@ class ThreadweaverLM(LM):
             doc = req.doc or {}
             ident = {"problem_id": str(doc.get("id", req.doc_id)), "sample_index": k, "benchmark": doc.get("benchmark"),
                      "task": req.task_name, "doc_id": req.doc_id, "gold": None if doc.get("answer") is None else str(doc["answer"]),
-                     "grading": doc.get("grading"), "prompt": prompt, "run": header}  # fmt: skip
+                     "grading": _rule_for(doc.get("grading"), config.format), "prompt": prompt, "run": header}  # fmt: skip
             s = {"req": req, "key": key, "until": until, "seed": seed, "ident": ident, "record": None}
             samples.append(s)
             cached = self.store.get(key) if self.store is not None else None
@@ -374,6 +374,16 @@ def _grade(rec: SampleRecord, until: list[str]) -> None:
     from harness.grading import grade_many
 
     rec.grade = grade_many([(cut_at_stops(rec.response, until), rec.gold, rec.grading, rec.truncated)])[0]
+
+
+def _rule_for(task_rule: str | None, fmt: str) -> str | None:
+    """The task's grading rule plus the format's answer extractors (Parallel-R1's `Final Answer:` line)."""
+    if task_rule is None:
+        return None
+    from harness.formats import get_format
+    from harness.grading import with_extractors
+
+    return with_extractors(task_rule, get_format(fmt).answer_extract).name
 
 
 def _looks_local(path: str) -> bool:

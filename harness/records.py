@@ -19,13 +19,12 @@ percent. The prompt is either `prompt` + `prompt_ids` (what was sent, chat templ
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from harness.config import build_dataclass
 from harness.counting import TrajectoryMetrics
 from harness.errors import InputError
 from harness.grading import Grade
@@ -131,31 +130,16 @@ class SampleRecord:
 
 
 # ------------------------------------------------------------------------------------------- reading
-def _build(cls, data: Any, where: str):
-    """Dataclass `cls` from a dict; unknown and missing fields are errors naming `where` and the field."""
-    if not isinstance(data, dict):
-        raise InputError(f"{where}: expected an object, got {type(data).__name__}")
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in names:
-            hint = difflib.get_close_matches(key, names, n=1)
-            raise InputError(f"{where}: unknown field `{key}`" + (f"; did you mean `{hint[0]}`?" if hint else ""))
-    try:
-        return cls(**data)
-    except TypeError as exc:
-        raise InputError(f"{where}: {exc}") from None
-
-
 def record_from_dict(data: dict, where: str = "<record>") -> SampleRecord:
     """A SampleRecord from its dict at any known version; InputError names `where` and the field."""
     data = upgrade(dict(data), where)
     for name, cls in (("metrics", TrajectoryMetrics), ("grade", Grade), ("run", RunHeader)):
         if data.get(name) is not None:
-            data[name] = _build(cls, data[name], f"{where}: field `{name}`")
+            data[name] = build_dataclass(cls, data[name], f"{where}: field `{name}`")
     if not isinstance(data.get("units", []), list):
         raise InputError(f"{where}: field `units` must be a list")
-    data["units"] = [_build(Unit, u, f"{where}: units[{i}]") for i, u in enumerate(data.get("units", []))]
-    rec = _build(SampleRecord, data, where)
+    data["units"] = [build_dataclass(Unit, u, f"{where}: units[{i}]") for i, u in enumerate(data.get("units", []))]
+    rec = build_dataclass(SampleRecord, data, where)
     for name, kind in (("problem_id", str), ("sample_index", int), ("response", str)):
         value = getattr(rec, name)
         if not isinstance(value, kind) or isinstance(value, bool):

@@ -44,17 +44,21 @@ def pytest_make_collect_report(collector):
 
 
 def make_tiny_model(out_dir: Path, *, seed: int = 0, layers: int = 2, heads: int = 1,
-                    tie: bool = True, **config_fields) -> Path:  # fmt: skip
-    """Save a random tiny Qwen3 (hidden 64, `heads` heads of 64) + the char tokenizer to `out_dir`;
-    `config_fields` are further Qwen3Config fields (e.g. a sliding window)."""
+                    tie: bool = True, tokenizer=None, **config_fields) -> Path:  # fmt: skip
+    """Save a random tiny Qwen3 (hidden 64, `heads` heads of 64) + its tokenizer to `out_dir`: `tokenizer`
+    (an HF tokenizer), else the char tokenizer with every format's tags as one id each. The embedding has
+    len(tokenizer) rounded up to 64 rows. `config_fields` are further Qwen3Config fields (a sliding window)."""
     import torch
     from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 
     from harness.tokenizer import build_char_tokenizer
 
-    tokenizer = build_char_tokenizer(out_dir)
+    if tokenizer is None:
+        tokenizer = build_char_tokenizer(out_dir, formats=("threadweaver", "parallel-r1"))
+    else:
+        tokenizer.save_pretrained(str(out_dir))
     config = Qwen3Config(
-        vocab_size=128,  # >= len(tokenizer); a multiple of 64
+        vocab_size=-(-len(tokenizer) // 64) * 64,
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=layers,

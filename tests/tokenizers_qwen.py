@@ -140,30 +140,9 @@ def build_qwen_bpe_tokenizer(out_dir: str | Path | None = None):
 
 
 def make_qwen_bpe_model(out_dir: str | Path, *, seed: int = 0, layers: int = 2) -> Path:
-    """Save a tiny random Qwen3 (hidden 64, head_dim 64, tied embeddings) with the Qwen BPE tokenizer to
-    `out_dir`. The embedding has len(tokenizer) rounded up to 64 rows (151,744): about 39 MB in float32."""
-    import torch
-    from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
+    """Save a tiny random Qwen3 (conftest.make_tiny_model: hidden 64, head_dim 64, tied embeddings) with the
+    Qwen BPE tokenizer to `out_dir`. The embedding has len(tokenizer) rounded up to 64 rows (151,744): about
+    39 MB in float32."""
+    from conftest import make_tiny_model
 
-    out_dir = Path(out_dir)
-    tokenizer = build_qwen_bpe_tokenizer(out_dir)
-    config = Qwen3Config(
-        vocab_size=-(-len(tokenizer) // 64) * 64,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=layers,
-        num_attention_heads=1,
-        num_key_value_heads=1,
-        head_dim=64,
-        max_position_embeddings=8192,
-        tie_word_embeddings=True,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None,
-        torch_dtype="float32",
-    )
-    torch.manual_seed(seed)
-    Qwen3ForCausalLM(config).save_pretrained(out_dir)
-    generation = GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    generation.save_pretrained(out_dir)
-    return out_dir
+    return make_tiny_model(Path(out_dir), seed=seed, layers=layers, tokenizer=build_qwen_bpe_tokenizer())

@@ -47,6 +47,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from harness.store import harness_version
+
+    parser.add_argument("--version", action="version", version=f"threadweaver-harness {harness_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # Import only the module of the command being run; the others get a stub entry for --help.
     wanted = next((a for a in argv if not a.startswith("-")), None)

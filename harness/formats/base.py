@@ -25,8 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-FIDELITIES = ("exact", "approximate")
-
 
 @dataclass(frozen=True)
 class Violation:
@@ -78,10 +76,9 @@ class ParallelFormat:
     """Generated tokens per branch before the runtime closes it (None: only the total budget)."""
     branch_temperature: ClassVar[float | None] = None
     """Sampling temperature forced on branch requests (None: the run's)."""
-    fidelity: ClassVar[str] = "exact"
-    """"exact" when our requests equal the authors' inference token for token (formats.md section 1)."""
     answer_extract: ClassVar[tuple[str, ...]] = ("boxed",)
-    """Answer extractors of the shared protocol for this format (harness.grading), tried in order."""
+    """Answer extractors of the shared protocol for this format, added to the task's grading rule
+    (harness.grading.with_extractors) wherever a run in this format is graded."""
 
     # ----------------------------------------------------------------------------------- runtime loop
     def default_join(self) -> str:

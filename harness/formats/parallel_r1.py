@@ -50,7 +50,6 @@ class ParallelR1Format(ParallelFormat):
     max_blocks = MAX_BLOCKS
     max_branch_tokens = MAX_PATH_TOKENS
     branch_temperature = 1.0
-    fidelity = "exact"  # exact to the authors' loop (formats.md section 1; Unseen checkpoints: approximate)
     answer_extract = ("boxed", "final_answer")
 
     def plan_fork(self, step_text: str) -> ForkPlan:

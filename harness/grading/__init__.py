@@ -19,7 +19,7 @@ from typing import Any
 from harness.grading.compare import DECIDERS, compare, gold_parts, is_equivalent
 from harness.grading.extract import extract_with
 from harness.grading.pool import GraderPool, close_pool, get_pool
-from harness.grading.rules import RULES, SPEC_NOTES, GradingRule, get_rule
+from harness.grading.rules import RULES, SPEC_NOTES, GradingRule, get_rule, with_extractors
 
 STATUSES = ("correct", "wrong", "no_answer", "truncated", "timeout", "grader_error")
 RuleSpec = str | dict | GradingRule
@@ -105,4 +105,5 @@ def equivalent_many(
 __all__ = [
     "DECIDERS", "RULES", "SPEC_NOTES", "STATUSES", "Grade", "GraderPool", "GradingRule", "close_pool", "compare",
     "equivalent_many", "extract_answer", "get_pool", "get_rule", "grade", "grade_many", "is_equivalent",
+    "with_extractors",
 ]  # fmt: skip

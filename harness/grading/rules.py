@@ -160,3 +160,15 @@ def get_rule(spec: str | dict | GradingRule) -> GradingRule:
         _CACHE[spec] = rule
         return rule
     raise InputError(f"unknown grading rule {spec!r}{_hint(spec, RULES)}")
+
+
+def with_extractors(spec: str | dict | GradingRule, extractors: tuple[str, ...]) -> GradingRule:
+    """The rule with `extractors` appended to its own (those it lacks), e.g. a format's answer extractors
+    on top of the task's rule: Parallel-R1 answers in a `Final Answer:` line when it writes no box."""
+    rule = get_rule(spec)
+    extra = tuple(e for e in extractors if e not in rule.extract)
+    if not extra:
+        return rule
+    fields = _spec_of({"compare": rule.compare, "rel_tol": rule.rel_tol, "extract": rule.extract + extra,
+                       "ordered": rule.ordered})  # fmt: skip
+    return get_rule(fields)

@@ -49,7 +49,7 @@ def _env(shared_data: Path) -> dict:
     return {**os.environ, "THREADWEAVER_DATA_DIR": str(shared_data), "TOKENIZERS_PARALLELISM": "false"}
 
 
-def _check_outputs(out: Path, samples_per_doc: int = 2) -> dict:
+def _check_outputs(out: Path, samples_per_doc: int = 2, fmt: str = "threadweaver") -> dict:
     results = [json.loads(p.read_text()) for p in out.rglob("results_*.json")]
     assert len(results) == 1, list(out.rglob("*"))
     res = results[0]["results"]
@@ -65,6 +65,7 @@ def _check_outputs(out: Path, samples_per_doc: int = 2) -> dict:
     assert len(records) == 2 * 2 * samples_per_doc
     r = records[0]
     assert r.grade is not None and r.metrics.critical_path_tokens > 0 and r.wall_s > 0 and r.run.engine
+    assert r.format == r.run.format == r.run.rollout["format"] == fmt
     return results[0]
 
 
@@ -75,12 +76,13 @@ def _run(cmd, env, cwd, timeout=900):
 
 
 @pytest.mark.slow
-def test_lm_eval_hf_two_tasks(tiny_model_dir, shared_data, tmp_path):
+def test_lm_eval_hf_two_tasks_parallel_r1(tiny_model_dir, shared_data, tmp_path):
+    """A tiny random model with Parallel-R1's tags through the real lm_eval CLI in that format (hf)."""
     out = tmp_path / "out"
     cmd = _cmd([str(BIN / "lm_eval"), "--include_path", str(_overrides(tmp_path))],
-               _model_args(tiny_model_dir, "hf", tmp_path), out)  # fmt: skip
+               _model_args(tiny_model_dir, "hf", tmp_path, format="parallel-r1"), out)  # fmt: skip
     _run(cmd, _env(shared_data), tmp_path)
-    _check_outputs(out)
+    _check_outputs(out, fmt="parallel-r1")
 
 
 @pytest.mark.slow
@@ -94,14 +96,15 @@ def test_threadweaver_eval_hf(tiny_model_dir, shared_data, tmp_path):
 
 @pytest.mark.vllm
 @pytest.mark.slow
-@pytest.mark.parametrize("tool", ["lm_eval", "threadweaver"])
-def test_vllm_two_tasks(tool, tiny_model_dir, shared_data, tmp_path):
+def test_vllm_two_tasks_parallel_r1(tiny_model_dir, shared_data, tmp_path):
+    """Parallel-R1 through the real lm_eval CLI on vllm (the ThreadWeaver format runs on vllm through lm_eval
+    in the README's main job, `threadweaver toy demo`, and in tests/harness/test_engines.py)."""
     pytest.importorskip("vllm")
     out = tmp_path / "out"
-    head = ([str(BIN / "lm_eval"), "--include_path", str(_overrides(tmp_path))] if tool == "lm_eval"
-            else [str(BIN / "threadweaver"), "eval", "--repeats", "2"])  # fmt: skip
-    _run(_cmd(head, _model_args(tiny_model_dir, "vllm", tmp_path), out), _env(shared_data), tmp_path)
-    _check_outputs(out)
+    head = [str(BIN / "lm_eval"), "--include_path", str(_overrides(tmp_path))]
+    args = _model_args(tiny_model_dir, "vllm", tmp_path, format="parallel-r1")
+    _run(_cmd(head, args, out), _env(shared_data), tmp_path)
+    _check_outputs(out, fmt="parallel-r1")
 
 
 def _lines(path: Path) -> int:

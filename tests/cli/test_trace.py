@@ -127,3 +127,20 @@ def test_console_entry_point_subprocess():
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["critical_path_tokens"] == 145
+
+
+def test_parallel_r1_format_is_counted_by_its_own_tags(tmp_path, capsys):
+    """`--format parallel-r1`: blocks are <Parallel>..</Parallel> with <Path> branches (formats.md section 3);
+    hand-counted in tests/harness/test_formats.py (38 tokens, 33 on the critical path)."""
+    text = ("We need it. <Parallel><Path>\nway one\n</Path><Path>\nway two long\n</Path></Parallel>\n<Summary>"
+            "\nsame\n</Summary>\nFinal Answer: 7")  # test_formats.PR1_TEXT
+    path = tmp_path / "pr1.txt"
+    path.write_text(text)
+    assert main(["trace", "--json", "--format", "parallel-r1", str(path)]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["total_tokens"], d["critical_path_tokens"], d["threads_per_block"], d["valid"]) == (38, 33, [2], True)
+    assert main(["trace", "--json", str(path)]) == 0  # read as ThreadWeaver: <Path> is text, a block of 0 threads
+    d = json.loads(capsys.readouterr().out)
+    assert (d["critical_path_tokens"], d["threads_per_block"], d["valid"]) == (d["total_tokens"], [0], False)
+    assert main(["trace", "--format", "paralel-r1", str(path)]) == 2
+    assert "unknown format 'paralel-r1'; did you mean 'parallel-r1'?" in capsys.readouterr().err

@@ -86,6 +86,8 @@ def main(argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
     repeats, includes, rest = split_args(argv)
+    if any(a in ("-h", "--help") for a in rest) and not (rest and rest[0] in ("run", "ls", "validate")):
+        rest = ["run", *rest]  # the flags of a run, not lm-eval's list of subcommands
     import lm_eval
     from lm_eval._cli import HarnessCLI
     from lm_eval.utils import setup_logging

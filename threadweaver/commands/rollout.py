@@ -52,6 +52,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--chat-template", action=argparse.BooleanOptionalAction, default=True,
                    help="render prompts with the tokenizer's chat template (default on)")  # fmt: skip
     p.add_argument("--grading", default="math", help="grading rule for lines with an `answer` (default math)")
+    p.add_argument("--benchmark", help="the records' `benchmark` (default: the problem file's name without .jsonl)")
     p.set_defaults(func=run)
 
 
@@ -87,7 +88,8 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from harness.engines.args import EngineArgs
-    from harness.grading import get_rule, grade_many
+    from harness.formats import get_format
+    from harness.grading import grade_many, with_extractors
     from harness.prompts import encode_prompt, render_prompt
     from harness.records import RecordWriter, RunHeader
     from harness.rollout import RolloutConfig, run_rollouts
@@ -103,8 +105,9 @@ def run(args) -> int:
                                top_k=args.top_k, seed=args.seed)  # fmt: skip
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    rule = get_rule(args.grading)
+    rule = with_extractors(args.grading, get_format(args.format).answer_extract)
     problems = read_problems(Path(args.prompts))
+    benchmark = args.benchmark or Path(args.prompts).name.removesuffix(".jsonl")
     out = Path(args.out)
     done = finished_keys(out)
     todo = [(pid, user, gold, k) for pid, user, gold in problems for k in range(args.samples) if (pid, k) not in done]
@@ -129,6 +132,7 @@ def run(args) -> int:
             async def write(i: int, rec) -> None:
                 pid, _, gold, k = todo[i]
                 rec.problem_id, rec.sample_index, rec.gold, rec.prompt, rec.run = pid, k, gold, prompts[i], header
+                rec.benchmark = benchmark
                 if gold is not None:
                     rec.grading = rule.name
                     rec.grade = (await asyncio.to_thread(grade_many, [(rec.response, gold, rule, rec.truncated)]))[0]
