@@ -72,11 +72,15 @@ def harness_version() -> str | None:
     return package_version("threadweaver-harness")
 
 
+def store_root() -> Path:
+    """The store folder: $THREADWEAVER_STORE_DIR, else ~/.cache/threadweaver/store."""
+    return Path(os.environ.get("THREADWEAVER_STORE_DIR") or DEFAULT_ROOT).expanduser()
+
+
 def default_store_path(model: dict, root: str | Path | None = None) -> Path:
-    """One file per generation-relevant model config under `root` ($THREADWEAVER_STORE_DIR, else
-    ~/.cache/threadweaver/store)."""
-    root = Path(root or os.environ.get("THREADWEAVER_STORE_DIR") or DEFAULT_ROOT).expanduser()
-    return root / f"{sha256_of(model)[:16]}.jsonl"
+    """One file per generation-relevant model config under `root` (default: `store_root()`)."""
+    folder = Path(root).expanduser() if root else store_root()
+    return folder / f"{sha256_of(model)[:16]}.jsonl"
 
 
 class SampleStore:

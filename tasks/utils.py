@@ -14,6 +14,14 @@ def load_dataset(**kwargs):
     return load_dataset_dict(**kwargs)
 
 
+def load_toy(**kwargs):
+    """tw_toy's custom_dataset: the toy task's split (tasks/toy.py, imported as the installed package:
+    lm-eval loads this file by path, which a module with dataclasses cannot be)."""
+    from threadweaver_tasks.toy import load_dataset as load_toy_dataset
+
+    return load_toy_dataset(**kwargs)
+
+
 def keep_all_samples(resps, docs):
     """Filter: keep all `repeats` responses of each doc (lm-eval's default keeps the first)."""
     return resps
@@ -25,4 +33,4 @@ def process_results(doc, results):
     return score_doc(doc, responses)
 
 
-__all__ = ["doc_to_text", "keep_all_samples", "load_dataset", "process_results"]
+__all__ = ["doc_to_text", "keep_all_samples", "load_dataset", "load_toy", "process_results"]

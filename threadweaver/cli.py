@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "results": "Build and check result files",
     "leaderboard": "Build leaderboards (Markdown, CSV, plots) from results/",
     "zoo": "Known models: `zoo list`, `zoo show NAME`",
+    "store": "The resume store: `store list`, `store clear`",
     "regress": "Is a candidate checkpoint worse than a baseline? (exit 1 if so)",
     "train": "Trainers: `train sft --config FILE.yaml`",
     "toy": "The toy task and toy models: data, training, the embedded demo",

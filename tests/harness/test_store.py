@@ -78,3 +78,20 @@ def test_checkpoint_fingerprint_changes_when_weights_change(tmp_path):
     data[-1] ^= 1  # retrained in place: same size, different bytes
     weights.write_bytes(bytes(data))
     assert checkpoint_fingerprint(str(tmp_path)) != first
+
+
+def test_store_command_lists_and_clears(tmp_path, monkeypatch, capsys):
+    from threadweaver.cli import main
+
+    monkeypatch.setenv("THREADWEAVER_STORE_DIR", str(tmp_path))
+    path = default_store_path({"pretrained": "m"})
+    store = SampleStore(path)
+    store.put("k1", {"run": {"model": "/models/m"}, "response": "a"})
+    store.put("k2", {"run": {"model": "/models/m"}, "response": "b"})
+    store.close()
+    assert main(["store", "list", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert (row["name"], row["samples"], row["model"]) == (path.stem, 2, "/models/m")
+    assert main(["store", "clear", "nope"]) == 2
+    assert main(["store", "clear"]) == 0 and path.exists()  # without --yes nothing goes
+    assert main(["store", "clear", path.stem, "--yes"]) == 0 and not path.exists()
