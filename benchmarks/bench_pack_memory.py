@@ -41,8 +41,8 @@ def main() -> None:
     from trainers.sft.masks import BLOCK_SIZE, block_mask
     from trainers.sft.packing import pack
 
-    _, examples, tag_ids, encode = make_examples(12, seq_chars=1100, thread_chars=500)
-    rows = pack(examples, tag_ids, "model", encode, max_tokens=MAX_TOKENS)
+    _, examples = make_examples(12, seq_chars=1100, thread_chars=500)
+    rows = pack([units for _, _, units in examples], max_tokens=MAX_TOKENS)
     row = max(rows, key=len)
     n = len(row)
     print(f"packed row: {n} tokens, {row.num_trajectories} trajectories, {row.num_units} units")

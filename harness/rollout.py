@@ -179,9 +179,8 @@ async def _call(st: _State, prompt: list[int], anchor: int, max_tokens: int, kin
     seed = None if st.seed is None else (st.seed * 1_000_003 + st.calls) % 2**31
     temperature = st.fmt.branch_temperature if kind == "branch" and st.fmt.branch_temperature is not None \
         else cfg.temperature  # fmt: skip
-    extra = {"logprobs": True} if cfg.logprobs else {}
     req = Request(prompt, max_tokens, temperature=temperature, top_p=cfg.top_p, top_k=cfg.top_k, seed=seed,
-                  **stops, **extra)  # fmt: skip
+                  logprobs=cfg.logprobs, **stops)  # fmt: skip
     st.calls += 1
     last = ""
     for attempt in range(cfg.retries + 1):
@@ -196,7 +195,7 @@ async def _call(st: _State, prompt: list[int], anchor: int, max_tokens: int, kin
             last = c.error or "engine returned an error"
             continue
         st.units.append(Unit(kind, depth, anchor, prompt[anchor:], list(c.token_ids), c.stop_reason,
-                             c.start_s - st.t0, c.end_s - st.t0, getattr(c, "logprobs", None)))  # fmt: skip
+                             c.start_s - st.t0, c.end_s - st.t0, c.logprobs))  # fmt: skip
         st.used += len(c.token_ids)
         return c
     raise _EngineFailed(f"{kind} request failed after {cfg.retries + 1} attempts: {last}")

@@ -176,7 +176,7 @@ def test_structures_from_sample_records(zengine, tmp_path):
     assert [s.items for s in structures_from_records(out, scale=2)][0] == [16, [2, 2], 2]  # round half even
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"schema_version": 1, "problem_id": "x", "sample_index": 0, "response": "", "unitz": []}\n')
-    with pytest.raises(Exception, match="unknown field `unitz`"):
+    with pytest.raises(Exception, match="unknown key 'unitz'; did you mean 'units'"):
         structures_from_records(bad)
 
 

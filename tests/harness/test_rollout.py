@@ -188,3 +188,10 @@ def test_seeds_per_sample_and_record_callback():
 def test_config_refuses_bad_values(field, value, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         RolloutConfig(**{field: value})
+
+
+def test_units_carry_the_engines_logprobs_when_asked():
+    _, (rec,) = run({P: HEAD, "*": " t</Thread>"}, RolloutConfig(join="orchestrator", max_steps=1, logprobs=True))
+    assert all(u.logprobs is not None and len(u.logprobs) == len(u.completion_ids) for u in rec.units)
+    _, (rec,) = run({P: HEAD, "*": " t</Thread>"}, RolloutConfig(join="orchestrator", max_steps=1))
+    assert all(u.logprobs is None for u in rec.units)
