@@ -19,16 +19,13 @@ import numpy as np
 from harness import metrics
 from harness.config import build_dataclass, load_yaml_mapping
 from harness.errors import InputError
+from harness.metrics import pareto_flags
+from harness.plots import PLOT_AXES, plot_board
 from harness.results import Result, load_result
 
 BOARDS_FILE = "boards.yaml"  # in the results folder: titles, the averaged benchmarks, speedup baselines
 BOOTSTRAP_SEED = 0
 N_BOOT = 2000
-PLOT_AXES = {  # x field -> axis label; file suffix is the field name
-    "critical_path_tokens": "critical-path tokens (token latency, mean per trajectory)",
-    "total_tokens": "total tokens (mean per trajectory)",
-    "wall_s": "wall-clock seconds (mean per trajectory)",
-}
 GENERATED_SUFFIXES = (".md", ".csv", ".png", ".svg")
 
 
@@ -51,6 +48,8 @@ def load_boards_config(results_dir: str | Path) -> BoardsConfig:
 
 @dataclass
 class Row:
+    """One entry of a board; fractions (accuracy, activation), percent only when rendered."""
+
     model: str
     provenance: str
     accuracy: float
@@ -64,6 +63,9 @@ class Row:
     wall_s: float | None = None
     num_samples_per_problem: int | None = None
     pareto: bool = False
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """95% bootstrap intervals over problems of accuracy and the plotted costs (measured results; not in
+    the CSV)."""
 
 
 @dataclass
@@ -103,19 +105,18 @@ def _speedup_row(result: Result, peers: dict[tuple[str, str], Result], baseline:
     return None, None, None
 
 
-def pareto_flags(points: list[tuple[float, float | None]]) -> list[bool]:
-    """(accuracy, cost) pairs: True where no other point is at least as accurate and cheaper (one strictly)."""
-    flags = []
-    for i, (acc, cost) in enumerate(points):
-        if cost is None:
-            flags.append(False)
+def _intervals(result: Result) -> dict[str, tuple[float, float]]:
+    """95% bootstrap intervals over problems of accuracy and the mean costs of a measured result."""
+    if not result.samples:
+        return {}
+    out = {}
+    for name in ("accuracy", "critical_path_tokens", "total_tokens", "wall_s"):
+        key = "correct" if name == "accuracy" else name
+        if name == "wall_s" and any(s.wall_s is None for s in result.samples):
             continue
-        dominated = any(
-            j != i and c is not None and a >= acc and c <= cost and (a > acc or c < cost)
-            for j, (a, c) in enumerate(points)
-        )
-        flags.append(not dominated)
-    return flags
+        means = [sum(v) / len(v) for v in result.per_problem(key).values()]
+        out[name] = metrics.bootstrap_ci(means, n_boot=N_BOOT, seed=BOOTSTRAP_SEED)
+    return out
 
 
 def build_boards(entries: list[tuple[Path, Result]], config: BoardsConfig | None = None) -> list[Board]:
@@ -143,7 +144,7 @@ def build_boards(entries: list[tuple[Path, Result]], config: BoardsConfig | None
             a = r.aggregates
             rows.append(Row(r.model.name, r.provenance, a.accuracy, a.critical_path_tokens, a.total_tokens,
                             a.self_parallelism, a.activation_ratio, sp, lo, hi, a.wall_s,
-                            r.num_samples_per_problem))
+                            r.num_samples_per_problem, ci=_intervals(r)))
         boards.append(Board(bench, config.titles.get(bench, bench), baseline, _finish(rows), notes))
     average = _average_board([b for b in boards if b.name in config.average], config)
     return boards + ([average] if average else [])
@@ -218,56 +219,13 @@ def render_markdown(board: Board, plots: list[str]) -> str:
 
 def render_csv(board: Board) -> str:
     buf = io.StringIO()
-    fields = list(Row.__dataclass_fields__)
+    fields = [f for f in Row.__dataclass_fields__ if f != "ci"]
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(fields)
     for r in board.rows:
         writer.writerow(["" if v is None else (f"{v:.4f}" if isinstance(v, float) else v)
                          for v in (getattr(r, f) for f in fields)])
     return buf.getvalue()
-
-
-def plot_board(board: Board, x_field: str, out_base: Path) -> list[Path]:
-    """Accuracy vs `x_field`; measured = filled circles, reported = hollow squares; frontier dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in board.rows if getattr(r, x_field) is not None]
-    flags = pareto_flags([(r.accuracy, getattr(r, x_field)) for r in rows])
-    with matplotlib.rc_context({"svg.hashsalt": "threadweaver", "svg.fonttype": "path", "font.family": "DejaVu Sans",
-                                "path.simplify": False, "figure.dpi": 100}):
-        fig, ax = plt.subplots(figsize=(7.0, 4.8))
-        for prov, marker, face in (("measured", "o", None), ("reported", "s", "none")):
-            pts = [r for r in rows if r.provenance == prov]
-            if pts:
-                ax.scatter([getattr(r, x_field) for r in pts], [100 * r.accuracy for r in pts], marker=marker, s=48,
-                           facecolors=face if face else "tab:blue", edgecolors="tab:blue", label=prov, zorder=3)
-        front = sorted((getattr(r, x_field), 100 * r.accuracy) for r, f in zip(rows, flags, strict=True) if f)
-        if front:
-            ax.plot([p[0] for p in front], [p[1] for p in front], "--", color="tab:red", drawstyle="steps-post",
-                    label="Pareto frontier", zorder=2)
-            ax.scatter([p[0] for p in front], [p[1] for p in front], marker="o", s=260, facecolors="none",
-                       edgecolors="tab:red", linewidths=1.5, zorder=4, label="Pareto-optimal")
-        xs = [getattr(r, x_field) for r in rows]
-        mid = (min(xs) + max(xs)) / 2 if xs else 0.0
-        for r, x in zip(rows, xs, strict=True):  # labels point inwards so they stay inside the axes
-            right = x > mid
-            ax.annotate(r.model, (x, 100 * r.accuracy), textcoords="offset points", xytext=(-6 if right else 6, 6),
-                        ha="right" if right else "left", fontsize=7)
-        ax.margins(x=0.2, y=0.15)
-        ax.set_xlabel(PLOT_AXES[x_field])
-        ax.set_ylabel("accuracy (%, Avg@k)")
-        ax.set_title(f"{board.title}: accuracy vs {x_field.replace('_', ' ')}")
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
-        fig.tight_layout()
-        png, svg = out_base.with_suffix(".png"), out_base.with_suffix(".svg")
-        fig.savefig(png, format="png", metadata={"Software": None})
-        fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
-        plt.close(fig)
-    return [png, svg]
 
 
 def write_boards(boards: list[Board], out_dir: str | Path) -> list[Path]:

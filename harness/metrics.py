@@ -197,3 +197,18 @@ def check_same_unit(units: Mapping[str, str | None], what: str) -> str:
         listed = ", ".join(f"{name} in {u}" for name, u in units.items())
         raise InputError(f"cannot compare {what}: counted in different units ({listed})")
     return distinct.pop()
+
+
+def pareto_flags(points: list[tuple[float, float | None]]) -> list[bool]:
+    """(accuracy, cost) pairs: True where no other point is at least as accurate and cheaper (one strictly)."""
+    flags = []
+    for i, (acc, cost) in enumerate(points):
+        if cost is None:
+            flags.append(False)
+            continue
+        dominated = any(
+            j != i and c is not None and a >= acc and c <= cost and (a > acc or c < cost)
+            for j, (a, c) in enumerate(points)
+        )
+        flags.append(not dominated)
+    return flags

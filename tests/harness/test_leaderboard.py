@@ -174,3 +174,28 @@ def test_committed_leaderboards_equal_a_fresh_build(tmp_path):
     assert fresh == {p.name for p in committed.iterdir()}, "run `threadweaver leaderboard` and commit"
     for name in sorted(fresh):
         assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), f"{name} differs"
+
+
+def test_plot_y_range_is_honest_and_omissions_are_listed():
+    from harness.plots import MIN_SPAN_POINTS, plot_note, y_limits
+
+    assert y_limits([(100.0, 0.0, 0.0)]) == (100.0 - MIN_SPAN_POINTS, 100.0)  # never above 100%
+    assert y_limits([(0.0, 0.0, 0.0)]) == (0.0, MIN_SPAN_POINTS)  # never below 0%
+    lo, hi = y_limits([(71.9, 0.0, 0.0), (72.2, 0.0, 0.0)])
+    assert hi - lo == MIN_SPAN_POINTS and lo < 71.9 and hi > 72.2  # a 0.3-point gap does not fill the plot
+    lo, hi = y_limits([(40.0, 5.0, 5.0), (90.0, 5.0, 15.0)])
+    assert lo <= 35.0 and hi == 100.0  # error bars fit, clipped at 100
+    boards = {b.name: b for b in build_boards(reported_entries(), CONFIG)}
+    note = plot_note(boards["aime24"], "critical_path_tokens")
+    assert note.endswith("Not shown (no critical path tokens): qwen3-8b, multiverse-32b, multiverse-32b-zero, "
+                         "parallel-r1-seen.")  # fmt: skip
+    assert "Not shown" not in plot_note(boards["average"], "critical_path_tokens")
+
+
+def test_measured_rows_carry_bootstrap_intervals(tmp_path):
+    (r,) = build_results([write_toy_run(tmp_path / "t.jsonl", 0.7, 0.8, 1)], {"model": "m"})
+    (board,) = build_boards([(tmp_path / "m.json", r)], CONFIG)
+    ci = board.rows[0].ci
+    assert set(ci) == {"accuracy", "critical_path_tokens", "total_tokens", "wall_s"}
+    lo, hi = ci["accuracy"]
+    assert lo <= r.aggregates.accuracy <= hi and hi - lo > 0
