@@ -12,11 +12,11 @@ from threadweaver.cli import main
 pytestmark = pytest.mark.core
 
 SAMPLES = [
-    {"response": "so \\boxed{025}", "answer": "25", "grading": "math"},
-    {"response": "\\boxed{26}", "answer": "27.0", "grading": "math"},
-    {"response": "no box", "answer": "1", "grading": "digits"},
-    {"response": "\\boxed{\\dfrac12}", "answer": "0.5", "grading": "math"},
-    {"response": "\\boxed{1, 2}", "answer": "$2$, $1$", "grading": "minerva"},
+    {"response": "so \\boxed{025}", "gold": "25", "grading": "math"},
+    {"response": "\\boxed{26}", "gold": "27.0", "grading": "math"},
+    {"response": "no box", "gold": "1", "grading": "digits"},
+    {"response": "\\boxed{\\dfrac12}", "gold": "0.5", "grading": "math"},
+    {"response": "\\boxed{1, 2}", "gold": "$2$, $1$", "grading": "minerva"},
 ]
 
 
@@ -46,11 +46,12 @@ def test_grade_table_and_summary(tmp_path, capsys):
 
 def test_grade_bad_input_names_file_line_and_field(tmp_path, capsys):
     cases = [
-        ('{"response": "x"}', "missing field `answer`"),
-        ('{"response": "x", "answer": "1", "grading": "gsm8k"}', "field `grading`: unknown grading rule"),
-        ('{"response": "x", "answer": "1", "benchmark": "aime24"}', "add a `grading` field"),
+        ('{"response": "x"}', "missing field `gold`"),
+        ('{"response": "x", "answer": "1"}', "the gold answer of a sample is field `gold`"),
+        ('{"response": "x", "gold": "1", "grading": "gsm8k"}', "field `grading`: unknown grading rule"),
+        ('{"response": "x", "gold": "1", "benchmark": "aime24"}', "add a `grading` field"),
         ("{not json", "bad JSON"),
-        ('{"response": 3, "answer": "1", "grading": "digits"}', "field `response` must be a string"),
+        ('{"response": 3, "gold": "1", "grading": "digits"}', "field `response` must be a string"),
     ]
     for bad, message in cases:
         f = tmp_path / "bad.jsonl"
@@ -66,9 +67,9 @@ def test_grade_bad_input_names_file_line_and_field(tmp_path, capsys):
 
 
 def test_grade_rule_flag_and_default(tmp_path, capsys):
-    rows = [{"response": "\\boxed{4.47e33}", "answer": "4.5e33", "benchmark": "minerva_math"},
-            {"response": "\\boxed{4.47e33}", "answer": "4.5e33"},
-            {"response": "\\boxed{4.47e33}", "answer": "4.5e33", "grading": "math"}]  # fmt: skip
+    rows = [{"response": "\\boxed{4.47e33}", "gold": "4.5e33", "benchmark": "minerva_math"},
+            {"response": "\\boxed{4.47e33}", "gold": "4.5e33"},
+            {"response": "\\boxed{4.47e33}", "gold": "4.5e33", "grading": "math"}]  # fmt: skip
     f = write_jsonl(tmp_path / "s.jsonl", rows)
     assert main(["grade", str(f), "--json", "--rule", "minerva"]) == 0
     out = [json.loads(line)["status"] for line in capsys.readouterr().out.splitlines()]
@@ -139,11 +140,11 @@ def test_regrade_bad_input(tmp_path, capsys):
 
 
 def test_grade_explain_names_rule_and_deciding_comparison(tmp_path, capsys):
-    rows = [{"response": "so \\boxed{025}", "answer": "25"},
-            {"response": "\\boxed{8/5}", "answer": "1.6", "grading": "minerva"},
-            {"response": "\\boxed{4.47e33}", "answer": "4.5e33", "grading": "minerva"},
-            {"response": "</think>\\boxed{(1,2)} and \\boxed{(3,4)}", "answer": "(3,4), (1,2)"},
-            {"response": "no box", "answer": "1"}]  # fmt: skip
+    rows = [{"response": "so \\boxed{025}", "gold": "25"},
+            {"response": "\\boxed{8/5}", "gold": "1.6", "grading": "minerva"},
+            {"response": "\\boxed{4.47e33}", "gold": "4.5e33", "grading": "minerva"},
+            {"response": "</think>\\boxed{(1,2)} and \\boxed{(3,4)}", "gold": "(3,4), (1,2)"},
+            {"response": "no box", "gold": "1"}]  # fmt: skip
     f = write_jsonl(tmp_path / "s.jsonl", rows)
     assert main(["grade", str(f), "--explain", "--json"]) == 0
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -21,7 +21,7 @@ EXAMPLE = """example:
   threadweaver grade --rule minerva samples.jsonl  # every line without a `grading` field: rule minerva
   threadweaver grade --explain samples.jsonl      # which comparison decided each sample, and why
   threadweaver grade --json samples.jsonl > graded.jsonl
-each input line: {"response": "... \\\\boxed{25}", "answer": "025", "grading": "math"}
+each input line: {"response": "... \\\\boxed{25}", "gold": "025", "grading": "math"} (sample records work as they are)
 """
 
 
@@ -32,12 +32,12 @@ def add_parser(subparsers) -> None:
         "grade",
         help="Grade responses against gold answers",
         description="Grade each line of FILE.jsonl: the answer in `response` (by default the last \\boxed{}) "
-        "against `answer`, with the line's `grading` rule, else --rule. Statuses: correct, wrong, "
-        "no_answer, truncated, timeout, grader_error.",
+        "against `gold`, with the line's `grading` rule, else --rule. Sample records (harness/records.py) work "
+        "as they are. Statuses: correct, wrong, no_answer, truncated, timeout, grader_error.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("file", metavar="FILE.jsonl", help="one JSON object per line: response, answer[, grading]")
+    p.add_argument("file", metavar="FILE.jsonl", help="one JSON object per line: response, gold[, grading]")
     p.add_argument("--rule", default=None, help=f"grading rule of lines without `grading`: {', '.join(RULES)} "
                    "or a rule's JSON (default math)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="one JSON line per sample: index, status, extracted "
@@ -66,15 +66,24 @@ def line_rule(obj: dict, where: str, rule: str | None):
 
 
 def read_items(path: Path, rule: str | None = None) -> list[tuple]:
-    """(response, answer, rule, truncated) per non-empty line; InputError naming FILE:LINE."""
+    """(response, gold, rule, truncated) per non-empty line (sample records, or lines with at least
+    `response` and `gold`); InputError naming FILE:LINE."""
+    from harness.records import LIMIT_END_REASONS
+
     items = []
-    for where, obj in iter_jsonl(path, required=("response", "answer")):
+    for where, obj in iter_jsonl(path):
+        if "gold" not in obj and "answer" in obj:
+            raise InputError(f"{where}: the gold answer of a sample is field `gold` (harness/records.py), "
+                             "not `answer`")  # fmt: skip
+        for field in ("response", "gold"):
+            if field not in obj:
+                raise InputError(f"{where}: missing field `{field}`")
         if not isinstance(obj["response"], str):
             raise InputError(f"{where}: field `response` must be a string")
-        if not isinstance(obj["answer"], str | int | float) or isinstance(obj["answer"], bool):
-            raise InputError(f"{where}: field `answer` must be a string or a number")
-        items.append((obj["response"], str(obj["answer"]), line_rule(obj, where, rule),
-                      bool(obj.get("truncated", False))))  # fmt: skip
+        if not isinstance(obj["gold"], str | int | float) or isinstance(obj["gold"], bool):
+            raise InputError(f"{where}: field `gold` must be a string or a number")
+        truncated = bool(obj.get("truncated", False)) or obj.get("end_reason") in LIMIT_END_REASONS
+        items.append((obj["response"], str(obj["gold"]), line_rule(obj, where, rule), truncated))
     return items
 
 
