@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,21 @@ def normalise(row: dict, benchmark: str, index: int, where: str, *, grading: str
             "answer": str(answer), "benchmark": benchmark, "grading": grading}
 
 
+def hub_unreachable(timeout_s: float = 3.0) -> str | None:
+    """Why the hub cannot be reached (one request, `timeout_s`), or None when it answers or when the hub
+    client is in offline mode (it then reads its local cache, which needs no network)."""
+    import httpx
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return None
+    try:
+        httpx.head(constants.ENDPOINT, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return f"{constants.ENDPOINT}: {type(exc).__name__}: {exc}"[:160]
+    return None
+
+
 def load_docs(benchmark: str, data_dir: str | Path | None = None, *, grading: str | dict) -> list[dict]:
     """All docs of `benchmark`, from `data_dir` (or $THREADWEAVER_DATA_DIR) if set, else from the hub;
     each doc carries the canonical name of the grading rule `grading` (harness.grading.get_rule)."""
@@ -88,6 +104,11 @@ def load_docs(benchmark: str, data_dir: str | Path | None = None, *, grading: st
     import datasets  # heavy; only for the hub path
 
     src = HUB_SOURCES[benchmark]
+    unreachable = hub_unreachable()
+    if unreachable:  # fail in seconds, not after the hub client's retries
+        raise InputError(f"benchmark {benchmark}: the hub is not reachable ({unreachable}) and "
+                         f"${DATA_DIR_ENV} is not set; set ${DATA_DIR_ENV}=DIR with DIR/{benchmark}.jsonl "
+                         "(one JSON object per line: id, problem, answer)")  # fmt: skip
     try:
         ds = datasets.load_dataset(src.path, src.name, split=src.split)
     except Exception as exc:  # offline, no access, or a moved dataset: say what to do instead, in one line
@@ -109,4 +130,9 @@ def load_dataset_dict(
     if grading is None:
         raise InputError(f"task of benchmark '{benchmark}': dataset_kwargs needs `grading` (a rule name such "
                          "as math, minerva, exact, digits, or a dict of rule fields)")  # fmt: skip
-    return {"test": datasets.Dataset.from_list(load_docs(benchmark, data_dir, grading=grading))}
+    try:
+        docs = load_docs(benchmark, data_dir, grading=grading)
+    except InputError as exc:  # inside lm-eval's task loading: one line and exit 2, not its traceback
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return {"test": datasets.Dataset.from_list(docs)}

@@ -59,6 +59,22 @@ def test_load_docs_from_data_dir(shared_data):
         load_dataset_dict("aime24", data_dir=str(shared_data))
 
 
+def test_no_data_dir_and_no_hub_fails_in_one_line(monkeypatch, capsys):
+    """Issue 13 item 5: no $THREADWEAVER_DATA_DIR and no hub: one line naming the variable and the layout,
+    exit 2, without waiting for the hub client's retries (one short request to an address that refuses)."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("THREADWEAVER_DATA_DIR", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # the discard port: connection refused
+    with pytest.raises(SystemExit) as exit_:
+        load_dataset_dict("math500", grading="math")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: benchmark math500: the hub is not reachable")
+    assert "$THREADWEAVER_DATA_DIR=DIR with DIR/math500.jsonl" in err
+
+
 def test_score_doc_grades_all_samples_and_reads_side_table():
     doc = {"id": "math500-z", "problem": "P", "answer": "\\frac{1}{2}", "benchmark": "math500", "grading": "math"}
     responses = ["so \\boxed{0.5}", "so \\boxed{1/2}", "so \\boxed{3}", "no box"]
