@@ -16,7 +16,6 @@ from harness.errors import InputError
 ZOO_FILE = Path(__file__).with_name("zoo.yaml")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ZOO_PREFIX = "zoo:"
-PENDING_FORMATS = ("multiverse", "npr")  # formats of known models whose adapters do not exist yet
 
 
 @dataclass
@@ -44,9 +43,8 @@ class ZooEntry:
     def __post_init__(self):
         from harness.formats import FORMATS
 
-        known = (*FORMATS, *PENDING_FORMATS)
-        if self.format is not None and self.format not in known:
-            raise ValueError(f"format must be one of {list(known)} or null, got {self.format!r}")
+        if self.format is not None and self.format not in FORMATS:
+            raise ValueError(f"format must be one of {list(FORMATS)} or null, got {self.format!r}")
         if self.parallel and self.format is None:
             raise ValueError("a parallel model needs its format")
         if self.hub_id is not None and self.local_path is not None:

@@ -27,7 +27,7 @@ HARNESS_LAYERS = {
     0: ["errors"],
     1: ["config", "jsonl", "tokens", "answer_norm", "formats", "engines.base", "prompts", "store", "lmeval_hook"],
     2: ["counting", "grading", "tokenizer", "engines.args", "engines.vllm_memory"],
-    3: ["metrics", "records"],
+    3: ["metrics", "records", "rollout_parts"],
     4: ["rollout", "reward", "datasets", "zoo", "engines", "engines.scripted", "engines.hf", "engines.vllm",
         "engines.openai"],
     5: ["results", "samplestats", "workload", "plots"],
