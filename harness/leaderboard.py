@@ -63,6 +63,9 @@ class Row:
     wall_s: float | None = None
     num_samples_per_problem: int | None = None
     pareto: bool = False
+    fidelity: str | None = None
+    """"approximate" when the run used ordinary positions on a model trained with restarted ones
+    (formats.md section 1); shown next to the provenance."""
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
     """95% bootstrap intervals over problems of accuracy and the plotted costs (measured results; not in
     the CSV)."""
@@ -144,7 +147,7 @@ def build_boards(entries: list[tuple[Path, Result]], config: BoardsConfig | None
             a = r.aggregates
             rows.append(Row(r.model.name, r.provenance, a.accuracy, a.critical_path_tokens, a.total_tokens,
                             a.self_parallelism, a.activation_ratio, sp, lo, hi, a.wall_s,
-                            r.num_samples_per_problem, ci=_intervals(r)))
+                            r.num_samples_per_problem, fidelity=r.fidelity, ci=_intervals(r)))
         boards.append(Board(bench, config.titles.get(bench, bench), baseline, _finish(rows), notes))
     average = _average_board([b for b in boards if b.name in config.average], config)
     return boards + ([average] if average else [])
@@ -165,13 +168,20 @@ def _average_board(boards: list[Board], config: BoardsConfig) -> Board | None:
         return float(np.mean(values)) if all(v is not None for v in values) else None
 
     rows = [Row(model, prov, mean(rs, "accuracy"), mean(rs, "critical_path_tokens"), mean(rs, "total_tokens"),
-                mean(rs, "self_parallelism"), mean(rs, "activation_ratio"), mean(rs, "speedup"))
+                mean(rs, "self_parallelism"), mean(rs, "activation_ratio"), mean(rs, "speedup"),
+                fidelity=_fidelity(rs))
             for (model, prov), rs in sorted(cells.items()) if len(rs) == wanted]
     if not rows:
         return None
     names = {r.model for r in rows}
     baseline = next((b for b in config.baselines if b in names), None)
     return Board("average", config.titles.get("average", f"Average over {wanted} benchmarks"), baseline, _finish(rows))
+
+
+def _fidelity(rows: list[Row]) -> str | None:
+    """An average is approximate when any of its entries is; exact only when all are."""
+    found = {r.fidelity for r in rows}
+    return "approximate" if "approximate" in found else ("exact" if found == {"exact"} else None)
 
 
 def _finish(rows: list[Row]) -> list[Row]:
@@ -205,13 +215,18 @@ def render_markdown(board: Board, plots: list[str]) -> str:
         speed = _fmt(r.speedup, "{:.2f}x")
         if r.speedup_ci_low is not None:
             speed += f" [{r.speedup_ci_low:.2f}, {r.speedup_ci_high:.2f}]"
+        prov = r.provenance + (", fidelity approximate" if r.fidelity == "approximate" else "")
         lines.append(
-            f"| {r.model} | {r.provenance} | {_fmt(r.num_samples_per_problem, '{}')} | {100 * r.accuracy:.1f} "
+            f"| {r.model} | {prov} | {_fmt(r.num_samples_per_problem, '{}')} | {100 * r.accuracy:.1f} "
             f"| {fmt_tokens(r.critical_path_tokens)} | {fmt_tokens(r.total_tokens)} "
             f"| {_fmt(r.self_parallelism, '{:.2f}x')} | {_fmt(None if r.activation_ratio is None else 100 * r.activation_ratio, '{:.1f}')} | {speed} | {_fmt(r.wall_s, '{:.2f}')} "
             f"| {'yes' if r.pareto else ''} |")
     lines += ["", "Speedup CIs are 95% bootstrap intervals over problems (measured results only). "
               "Pareto: no other entry is as accurate at lower or equal critical-path tokens.", ""]
+    if any(r.fidelity == "approximate" for r in board.rows):
+        lines += ["Fidelity approximate: the model was trained with restarted position ids and ran here with "
+                  "ordinary ones (same text and visibility, other positions; formats.md section 1), so the row is "
+                  "not a reproduction of its paper's number.", ""]
     lines += [f"- {n}" for n in board.notes] + ([""] if board.notes else [])
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"

@@ -18,7 +18,6 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass, fields
 from pathlib import Path
 
 from lm_eval.api.model import LM
@@ -26,70 +25,14 @@ from lm_eval.api.registry import register_model
 
 from harness import samplestats
 from harness.errors import InputError
+from harness.model_args import ThreadweaverArgs, parse_model_args, preset_of, rollout_settings
+from harness.presets import preset_messages, preset_rule
 from harness.records import RECORD_VERSION, RecordWriter, RunHeader, SampleRecord, record_from_dict
 from harness.rollout import RolloutConfig, run_rollouts
 from harness.store import SampleStore, checkpoint_fingerprint, default_store_path, sample_key
 
 log = logging.getLogger(__name__)
-GEN_KWARGS = ("until", "max_gen_toks", "do_sample", "temperature", "top_p", "top_k", "seed")
 _LM_EVAL_EXTRAS = ("batch_size", "device")  # passed by lm-eval to every model; unused (max_batch_size: hf)
-_ROLLOUT_ARGS = ("format", "parallel", "join", "max_steps", "max_branches")
-_SAMPLING_ARGS = ("temperature", "top_p", "top_k")
-
-
-@dataclass
-class ThreadweaverArgs:
-    """`--model_args` of the threadweaver backend, besides the engine's (harness.engines.args.EngineArgs:
-    engine, dtype, max_model_len, ...). Precedence: these args, then the zoo entry of
-    `pretrained=zoo:NAME`, then the task's generation_kwargs."""
-
-    pretrained: str = ""
-    """A local path, a hub id, or `zoo:NAME` (harness.zoo)."""
-    format: str | None = None
-    """The parallel format (harness.formats); None = the zoo entry's, else threadweaver."""
-    parallel: bool | None = None
-    """False = the sequential baseline through the same code (tags are text); None = the zoo's, else True."""
-    join: str | None = None
-    """Who closes a block where the format offers a choice (threadweaver: model | orchestrator)."""
-    budget_tokens: int | None = None
-    """Total tokens per trajectory, all branches; None = the zoo's, else the task's max_gen_toks."""
-    max_steps: int = 32
-    max_branches: int = 50
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    seed: int | None = None
-    """Sample k uses seed + k (a gen_kwargs seed wins); None = random."""
-    chat_template: bool = True
-    """Render prompts with the model's chat template when lm-eval did not (threadweaver.md section 1)."""
-    store: str | None = None
-    """Resume store file; None = ~/.cache/threadweaver/store/<model hash>.jsonl; "none" = off."""
-    trajectories: str | None = None
-    """Sample-record file (or folder); None = next to --output_path, else ./threadweaver_runs/<time>/."""
-
-    def __post_init__(self) -> None:
-        if not self.pretrained:
-            raise InputError("model_args: pretrained is required (a path, a hub id or zoo:NAME)")
-        checks = [
-            ("parallel", self.parallel is None or isinstance(self.parallel, bool), "true or false"),
-            ("chat_template", isinstance(self.chat_template, bool), "true or false"),
-            ("budget_tokens", self.budget_tokens is None or (isinstance(self.budget_tokens, int) and self.budget_tokens >= 1), "an int >= 1"),
-        ]  # fmt: skip
-        for name, ok, want in checks:
-            if not ok:
-                raise InputError(f"model_args: {name} must be {want}, got {getattr(self, name)!r}")
-
-
-def parse_model_args(kwargs: dict) -> tuple[ThreadweaverArgs, dict]:
-    """(validated backend args, the engine's keys); an unknown key fails with a suggestion."""
-    from harness.config import check_keys
-    from harness.engines.args import EngineArgs
-
-    engine_kw, rest = EngineArgs.split(kwargs)
-    check_keys(rest, [f.name for f in fields(ThreadweaverArgs)] + [f.name for f in fields(EngineArgs)], "model_args")
-    args = ThreadweaverArgs(**{k: (str(v) if k in ("pretrained", "store", "trajectories") and v is not None
-                                   else v) for k, v in rest.items()})  # fmt: skip
-    return args, engine_kw
 
 
 def _output_path_from_argv(argv: list[str]) -> str | None:
@@ -112,42 +55,6 @@ def trajectory_path(setting: str | None, stamp: str, argv: list[str] | None = No
         p = Path(out).expanduser()
         return (p.parent if p.suffix == ".json" else p) / f"threadweaver_trajectories_{stamp}.jsonl"
     return Path("threadweaver_runs") / stamp / "trajectories.jsonl"
-
-
-def rollout_settings(gen_kwargs: dict, args: ThreadweaverArgs, zoo=None) -> tuple[RolloutConfig, list[str]]:
-    """lm-eval gen_kwargs + model_args + zoo entry -> (RolloutConfig, extra stop strings).
-    `do_sample: false` means greedy."""
-    kw = dict(gen_kwargs or {})
-    unknown = sorted(set(kw) - set(GEN_KWARGS))
-    if unknown:
-        raise InputError(f"gen_kwargs: unsupported {', '.join(unknown)} (supported: {', '.join(GEN_KWARGS)})")
-    until = kw.get("until") or []
-    until = [until] if isinstance(until, str) else list(until)
-    task = {"temperature": float(kw.get("temperature", 1.0)), "top_p": float(kw.get("top_p", 1.0)),
-            "top_k": int(kw.get("top_k", -1)), "budget_tokens": int(kw.get("max_gen_toks", 40960))}  # fmt: skip
-    if kw.get("do_sample") is False:
-        task["temperature"] = 0.0
-    zoo_values = {} if zoo is None else {**{k: v for k, v in zoo.sampling.items() if v is not None},
-                                         "budget_tokens": zoo.budget_tokens, "parallel": zoo.parallel,
-                                         "format": zoo.format}  # fmt: skip
-
-    def pick(name: str, default=None):
-        for source in (getattr(args, name, None), zoo_values.get(name), task.get(name)):
-            if source is not None:
-                return source
-        return default
-
-    seed = kw.get("seed", args.seed)
-    try:
-        config = RolloutConfig(
-            parallel=pick("parallel", True), format=pick("format", "threadweaver"), join=args.join,
-            budget_tokens=int(pick("budget_tokens")), max_steps=args.max_steps, max_branches=args.max_branches,
-            temperature=float(pick("temperature")), top_p=float(pick("top_p")), top_k=int(pick("top_k")),
-            seed=None if seed is None else int(seed),
-        )  # fmt: skip
-    except ValueError as exc:
-        raise InputError(f"model_args: {exc}") from None
-    return config, until
 
 
 def cut_at_stops(text: str, until: list[str]) -> str:
@@ -242,10 +149,18 @@ class ThreadweaverLM(LM):
             chat_history, tokenize=False, add_generation_prompt=add_generation_prompt
         )
 
-    def _prompt(self, context: str) -> str:
-        """The prompt as sent: lm-eval's context, rendered with the chat template if lm-eval did not."""
+    def _prompt(self, context: str, preset=None, doc: dict | None = None) -> str:
+        """The prompt as sent: the preset's own prompt built from the doc, else lm-eval's context, rendered
+        with the chat template if lm-eval did not."""
         from harness.prompts import has_chat_template, render_prompt
 
+        messages = None if preset is None else preset_messages(preset, doc or {})
+        if messages is not None:
+            if not getattr(self, "_said_preset", False):
+                print(f"threadweaver: preset {preset.name}: prompts are its paper's ({preset.source}), built from "
+                      "each doc's problem; the task's prompt is not used", file=sys.stderr)  # fmt: skip
+                self._said_preset = True
+            return render_prompt(self.tokenizer, messages, self.args.chat_template)
         if self._templated or not self.args.chat_template or not has_chat_template(self.tokenizer):
             return context
         if not self._said_template:
@@ -282,9 +197,10 @@ class ThreadweaverLM(LM):
         seen: dict[int, int] = {}
         samples, todo = [], {}  # todo: config json -> (config, [sample positions])
         headers: dict[str, RunHeader] = {}
+        preset = preset_of(self.args, self.zoo)
         for req in requests:
             k = seen[id(req)] = seen.get(id(req), -1) + 1
-            prompt, gen_kwargs = self._prompt(req.args[0]), req.args[1]
+            prompt, gen_kwargs = self._prompt(req.args[0], preset, req.doc), req.args[1]
             config, until = rollout_settings(gen_kwargs, self.args, self.zoo)
             self._clamp(config, prompt)
             seed = None if config.seed is None else config.seed + k
@@ -297,7 +213,8 @@ class ThreadweaverLM(LM):
             doc = req.doc or {}
             ident = {"problem_id": str(doc.get("id", req.doc_id)), "sample_index": k, "benchmark": doc.get("benchmark"),
                      "task": req.task_name, "doc_id": req.doc_id, "gold": None if doc.get("answer") is None else str(doc["answer"]),
-                     "grading": _rule_for(doc.get("grading"), config.format), "prompt": prompt, "run": header}  # fmt: skip
+                     "grading": preset_rule(preset, doc.get("grading")) if preset else _rule_for(doc.get("grading"), config.format),
+                     "prompt": prompt, "run": header}  # fmt: skip
             s = {"req": req, "key": key, "until": until, "seed": seed, "ident": ident, "record": None}
             samples.append(s)
             cached = self.store.get(key) if self.store is not None else None
@@ -306,6 +223,8 @@ class ThreadweaverLM(LM):
             else:
                 s["prompt_ids"] = encode_prompt(self.tokenizer, prompt)
                 todo.setdefault(cfg_key, (config, []))[1].append(len(samples) - 1)
+        if preset is not None:
+            _say_k(preset, samples)
         reused = len(samples) - sum(len(p) for _, p in todo.values())
         where = f" ({self.store.path})" if self.store is not None else ""
         print(f"threadweaver: {reused} of {len(samples)} samples from the store{where}, {len(samples) - reused} "
@@ -374,6 +293,19 @@ def _grade(rec: SampleRecord, until: list[str]) -> None:
     from harness.grading import grade_many
 
     rec.grade = grade_many([(cut_at_stops(rec.response, until), rec.gold, rec.grading, rec.truncated)])[0]
+
+
+def _say_k(preset, samples: list[dict]) -> None:
+    """k comes from the task's `repeats`: say where it differs from the paper's (harness.presets)."""
+    ks: dict[str, int] = {}
+    for s in samples:
+        b = s["ident"]["benchmark"] or s["ident"]["task"]
+        ks[b] = max(ks.get(b, 0), s["ident"]["sample_index"] + 1)
+    for b, k in sorted(ks.items()):
+        want = preset.k_for(b)
+        if want is not None and want != k:
+            print(f"threadweaver: preset {preset.name} samples k={want} per problem on {b} ({preset.source}); this "
+                  f"task runs k={k} (set the task's repeats to match)", file=sys.stderr)  # fmt: skip
 
 
 def _rule_for(task_rule: str | None, fmt: str) -> str | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from harness import metrics
 from harness.errors import InputError
+from harness.formats import FORMATS
 from harness.records import record_files
 from harness.results import Aggregates, FieldError, Result, Sample, result_from_dict
 
@@ -66,6 +67,7 @@ def _run_fields(header) -> dict:
         "sampling": {k: ro.get(k) for k in ("temperature", "top_p", "top_k")},
         "budget_tokens": ro.get("budget_tokens"), "seeds": None if ro.get("seed") is None else [ro["seed"]],
         "parallel": ro.get("parallel"), "format": header.format, "join": ro.get("join"),
+        "fidelity": FORMATS[header.format].fidelity if header.format in FORMATS else None,
         "count_unit": header.count_unit, "pretrained": header.model, "zoo_name": header.zoo_name,
     }  # fmt: skip
 

@@ -33,7 +33,7 @@ from harness.jsonl import iter_jsonl
 RECORD_VERSION = 1
 UNIT_KINDS = ("trunk", "branch", "summary")
 END_REASONS = ("eos", "budget", "context", "max_steps", "max_blocks", "error")
-LIMIT_END_REASONS = ("budget", "context", "max_steps", "max_blocks")
+LIMIT_END_REASONS = ("budget", "context", "max_steps", "max_blocks", "refused_fork")
 """End reasons that are a limit, not the model's own end: these samples are "truncated" (formats.md s. 4)."""
 
 

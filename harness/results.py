@@ -23,6 +23,7 @@ from typing import Any
 
 from harness import metrics
 from harness.errors import InputError
+from harness.formats.base import FIDELITIES
 
 SCHEMA_VERSION = 2
 STATUSES = ("correct", "wrong", "no_answer", "truncated", "timeout", "grader_error")
@@ -200,6 +201,9 @@ class Result:
     format: str | None = None
     """The parallel format (harness.formats) the run used."""
     join: str | None = None
+    fidelity: str | None = None
+    """"exact" or "approximate": whether the rollout reproduced the authors' inference (formats.md section 1;
+    the format's `fidelity`); null = not stated."""
     count_unit: str | None = None
     """What one token is (harness/tokens.py); figures in different units are never compared."""
     num_samples_per_problem: int | None = None
@@ -213,6 +217,7 @@ class Result:
         _str(self, "provenance", optional=False, choices=PROVENANCES)
         for name in ("engine", "engine_version", "dtype", "created_at", "format", "join", "count_unit"):
             _str(self, name)
+        _str(self, "fidelity", choices=FIDELITIES)
         _int(self, "budget_tokens", low=1)
         _int(self, "num_samples_per_problem", low=1)
         if self.parallel is not None and not isinstance(self.parallel, bool):

@@ -32,6 +32,7 @@ from harness.counting import metrics_from_counts
 from harness.engines.base import Completion, Request
 from harness.formats import DEFAULT_FORMAT, ParallelFormat, get_format
 from harness.records import SampleRecord, Unit
+from harness.rollout_parts import Pieces, Span, fork_refusal, sample_seeds
 from harness.tokens import count_unit
 
 
@@ -105,57 +106,11 @@ class _EngineFailed(Exception):
 
 
 @dataclass
-class _Span:
-    """Token counts of one trunk or branch: its own (sequential) tokens and its blocks of branches."""
-
-    seq: int = 0
-    blocks: list[list[_Span]] = field(default_factory=list)
-    header: int = 0  # a branch's runtime-written header tokens (in `seq`)
-
-    def total(self) -> int:
-        return self.seq + sum(b.total() for block in self.blocks for b in block)
-
-    def critical_path(self) -> int:
-        return self.seq + sum(max((b.critical_path() for b in block), default=0) for block in self.blocks)
-
-    def branches_per_block(self) -> list[int]:
-        """In the order the blocks opened (depth first)."""
-        out = []
-        for block in self.blocks:
-            out.append(len(block))
-            for b in block:
-                out.extend(b.branches_per_block())
-        return out
-
-
-class _Pieces:
-    """Tokenises inserted pieces on their own (cached) and picks stop ids or stop strings."""
-
-    def __init__(self, tokenizer) -> None:
-        self.tokenizer = tokenizer
-        self._cache: dict[str, list[int]] = {}
-
-    def ids(self, text: str) -> list[int]:
-        if text not in self._cache:
-            self._cache[text] = list(self.tokenizer.encode(text, add_special_tokens=False)) if text else []
-        return self._cache[text]
-
-    def stops(self, tags: list[str]) -> dict:
-        """Single-id tags stop on their id (exact), the others on their string."""
-        ids = [self.ids(t) for t in tags]
-        return {"stop_token_ids": [i[0] for i in ids if len(i) == 1], "stop": [t for t, i in zip(tags, ids, strict=True) if len(i) != 1]}
-
-    def ends_with(self, c: Completion, tag: str) -> bool:
-        ids = self.ids(tag)
-        return bool(c.token_ids) and c.token_ids[-1] == ids[0] if len(ids) == 1 else c.text.endswith(tag)
-
-
-@dataclass
 class _State:
     engine: object
     fmt: ParallelFormat
     config: RolloutConfig
-    pieces: _Pieces
+    pieces: Pieces
     seed: int | None
     t0: float
     prompt: list[int]
@@ -173,14 +128,14 @@ class _State:
 
 
 async def _call(st: _State, prompt: list[int], anchor: int, max_tokens: int, kind: str, depth: int,
-                stops: dict) -> Completion:  # fmt: skip
-    """One engine request (retried); logged as a unit whose shared context is prompt[:anchor]."""
+                stops: dict, forked: bool = False) -> Completion:  # fmt: skip
+    """One engine request (retried); logged as a unit whose shared context is prompt[:anchor]. `forked`:
+    the request that starts a branch, which gets the format's `branch_sampling`."""
     cfg = st.config
     seed = None if st.seed is None else (st.seed * 1_000_003 + st.calls) % 2**31
-    temperature = st.fmt.branch_temperature if kind == "branch" and st.fmt.branch_temperature is not None \
-        else cfg.temperature  # fmt: skip
-    req = Request(prompt, max_tokens, temperature=temperature, top_p=cfg.top_p, top_k=cfg.top_k, seed=seed,
-                  logprobs=cfg.logprobs, **stops)  # fmt: skip
+    sampling = {"temperature": cfg.temperature, **(st.fmt.branch_sampling if forked else {})}
+    req = Request(prompt, max_tokens, top_p=cfg.top_p, top_k=cfg.top_k, seed=seed, logprobs=cfg.logprobs,
+                  **sampling, **stops)  # fmt: skip
     st.calls += 1
     last = ""
     for attempt in range(cfg.retries + 1):
@@ -218,7 +173,7 @@ def _limit_hit(st: _State, context_tokens: int, reserve: int = 0, branch_tokens:
     return "budget"
 
 
-def _insert(st: _State, out: list[int], span: _Span, text: str) -> None:
+def _insert(st: _State, out: list[int], span: Span, text: str) -> None:
     """Append a runtime piece to `out`; it counts in `span`'s own (sequential) part."""
     ids = st.pieces.ids(text)
     out.extend(ids)
@@ -226,17 +181,19 @@ def _insert(st: _State, out: list[int], span: _Span, text: str) -> None:
     st.used += len(ids)
 
 
-async def _generate(st: _State, ctx: list[int], out: list[int], span: _Span, depth: int, anchor: int | None,
+async def _generate(st: _State, ctx: list[int], out: list[int], span: Span, depth: int, anchor: int | None,
                     close: str | None, reserve: int = 0) -> str:  # fmt: skip
     """Continue `ctx + out` (a trunk, or a branch until `close`), forking where the format says.
 
     Appends to `out` and counts into `span`; returns how it ended: "closed" (a branch wrote `close`),
     "eos", "budget", "context", "branch_limit" (a branch reached the format's per-branch cap),
-    "max_steps" or "max_blocks". `anchor` is the length of the request
-    prefix shared with the final trajectory (None: all of it, the trunk). `reserve`: tokens this branch
-    will add at the join (its header), kept out of its requests' budget."""
+    "max_steps", "max_blocks" or "refused_fork" (the format ended the request at a fork it refused).
+    `anchor` is the length of the request prefix shared with the final trajectory (None: all of it, the
+    trunk). `reserve`: tokens this branch will add at the join (its header), kept out of its requests'
+    budget."""
     fmt, cfg = st.fmt, st.config
     block_open = False  # a block the model still has to close (join modes where the model writes it)
+    refused = False  # a fork refused for budget: decode on without forking, end at the next branch close
     end, start = "eos", len(out)
     while True:
         if depth == 0 and st.steps >= cfg.max_steps:
@@ -251,12 +208,12 @@ async def _generate(st: _State, ctx: list[int], out: list[int], span: _Span, dep
             break
         limit = min(limit, room)
         st.steps += depth == 0
-        tags = [close] if close else []
-        if depth < fmt.max_depth and (fmt.max_blocks is None or st.forks < fmt.max_blocks):
+        tags = [close] if close else ([fmt.branch_close] if refused else [])
+        if depth < fmt.max_depth and not refused and (fmt.max_blocks is None or st.forks < fmt.max_blocks):
             tags.append(fmt.fork_trigger)
         prompt = ctx + out
-        c = await _call(st, prompt, len(prompt) if anchor is None else anchor, limit,
-                        "trunk" if depth == 0 else "branch", depth, st.pieces.stops(tags))  # fmt: skip
+        c = await _call(st, prompt, len(prompt) if anchor is None else anchor, limit, "trunk" if depth == 0
+                        else "branch", depth, st.pieces.stops(tags), close is not None and len(out) == start)  # fmt: skip
         out.extend(c.token_ids)
         block_open = False
         if depth >= fmt.max_depth and (fmt.block_open in c.text or fmt.fork_trigger in c.text):
@@ -270,7 +227,17 @@ async def _generate(st: _State, ctx: list[int], out: list[int], span: _Span, dep
             end = "eos" if c.stop_reason == "eos" else _limit_hit(st, len(ctx) + len(out), reserve,
                                                                    len(out) - start if close else 0)
             break
+        if refused:  # the trunk after a refused fork ended at a branch close (NPR's engine does the same)
+            end = "budget"
+            break
         plan = fmt.plan_fork(c.text)
+        if refusal := fork_refusal(fmt, plan, st.remaining - reserve):
+            st.faults.append(f"block {st.forks + 1}: {refusal[1]}")
+            if refusal[0] == "end":
+                end = "refused_fork"
+                break
+            refused = True
+            continue
         if len(plan.branch_ids) > cfg.max_branches:
             st.faults.append(f"block {st.forks + 1}: {len(plan.branch_ids)} branches, ran the first "
                              f"{cfg.max_branches} (max_branches)")  # fmt: skip
@@ -295,7 +262,7 @@ async def _generate(st: _State, ctx: list[int], out: list[int], span: _Span, dep
     return end
 
 
-async def _fork(st: _State, ctx: list[int], out: list[int], span: _Span, depth: int, anchor: int | None,
+async def _fork(st: _State, ctx: list[int], out: list[int], span: Span, depth: int, anchor: int | None,
                 ids: tuple[str, ...]) -> str:  # fmt: skip
     """Run the branches of one block at once, join them into `out`; "joined" or why the span ends."""
     fmt, cfg, pc = st.fmt, st.config, st.pieces
@@ -317,7 +284,7 @@ async def _fork(st: _State, ctx: list[int], out: list[int], span: _Span, depth: 
     limit = "budget" if len(jobs) < len(ids) else None  # a limit that ends the trajectory after this block
     if limit:
         st.faults.append(f"block {block_no}: budget left no room for branches {', '.join(ids[len(jobs):])}")
-    block: list[_Span] = []
+    block: list[Span] = []
     for k, (bid, (ids_k, bspan, how)) in enumerate(zip(ids, results, strict=False)):
         wrapper, _ = fmt.branch_header(bid, k, joined=True)
         _insert(st, out, span, wrapper)
@@ -327,8 +294,9 @@ async def _fork(st: _State, ctx: list[int], out: list[int], span: _Span, depth: 
         if how == "closed":
             span.seq += len(pc.ids(fmt.branch_close))
             continue
-        if how == "eos":
-            st.faults.append(f"block {block_no}: branch {bid} hit end of sequence; closed with {fmt.branch_close}")
+        if how in ("eos", "refused_fork"):  # the branch's request ended: closed, the block goes on
+            what = "hit end of sequence" if how == "eos" else "ended at a refused fork"
+            st.faults.append(f"block {block_no}: branch {bid} {what}; closed with {fmt.branch_close}")
         elif how == "branch_limit":  # the format's own per-branch cap: closed, the trajectory goes on
             st.faults.append(f"block {block_no}: branch {bid} reached {fmt.max_branch_tokens} tokens; closed with "
                              f"{fmt.branch_close}")  # fmt: skip
@@ -352,12 +320,12 @@ async def _branch(st: _State, ctx: list[int], inside: list[int], depth: int, anc
     """One branch: (its ids in the joined text: header, completion, close tag if written; its span; how it
     ended)."""
     out = list(inside)
-    span = _Span(seq=len(inside), header=len(inside))
+    span = Span(seq=len(inside), header=len(inside))
     how = await _generate(st, ctx, out, span, depth, anchor, st.fmt.branch_close, reserve)
     return out, span, how
 
 
-async def _summary(st: _State, ctx: list[int], out: list[int], span: _Span, depth: int, anchor: int | None,
+async def _summary(st: _State, ctx: list[int], out: list[int], span: Span, depth: int, anchor: int | None,
                    block_no: int) -> str:  # fmt: skip
     """The runtime-run closing part after a join: one request up to `summary_close` (closed if needed)."""
     fmt = st.fmt
@@ -376,10 +344,10 @@ async def _summary(st: _State, ctx: list[int], out: list[int], span: _Span, dept
 
 
 async def _rollout_one(engine, prompt_ids: list[int], config: RolloutConfig, seed: int | None,
-                       pieces: _Pieces) -> SampleRecord:  # fmt: skip
+                       pieces: Pieces) -> SampleRecord:  # fmt: skip
     fmt = get_format(config.format)
     st = _State(engine, fmt, config, pieces, seed, time.perf_counter(), list(prompt_ids))
-    span = _Span()
+    span = Span()
     end, error = "eos", None
     try:
         if not config.parallel:  # autoregressive mode: one request to the end, tags are plain text
@@ -408,11 +376,6 @@ async def _rollout_one(engine, prompt_ids: list[int], config: RolloutConfig, see
     )  # fmt: skip
 
 
-def sample_seeds(config: RolloutConfig, sample_indices: list[int]) -> list[int | None]:
-    """Per-sample seeds: config.seed + sample_index, or None (random) when config.seed is None."""
-    return [None if config.seed is None else config.seed + k for k in sample_indices]
-
-
 async def run_rollouts(
     engine,
     prompts: list[list[int]],
@@ -429,7 +392,7 @@ async def run_rollouts(
     seeds = sample_seeds(config, list(range(len(prompts)))) if seeds is None else seeds
     if len(seeds) != len(prompts):
         raise ValueError(f"seeds must have one entry per prompt ({len(prompts)}), got {len(seeds)}")
-    pieces = _Pieces(engine.tokenizer)
+    pieces = Pieces(engine.tokenizer)
 
     async def one(i: int) -> SampleRecord:
         rec = await _rollout_one(engine, prompts[i], config, seeds[i], pieces)

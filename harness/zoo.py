@@ -16,7 +16,6 @@ from harness.errors import InputError
 ZOO_FILE = Path(__file__).with_name("zoo.yaml")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ZOO_PREFIX = "zoo:"
-PENDING_FORMATS = ("multiverse", "npr")  # formats of known models whose adapters do not exist yet
 
 
 @dataclass
@@ -37,6 +36,9 @@ class ZooEntry:
     """Total-token budget per trajectory (threadweaver.md section 2); applied by `pretrained=zoo:NAME`."""
     parallel: bool = False
     """Run the trie rollout (True) or plain sequential decoding; applied by `pretrained=zoo:NAME`."""
+    preset: str | None = None
+    """The paper's protocol preset (harness.presets) applied by `pretrained=zoo:NAME` unless model_args
+    name another; it wins over this entry's format, sampling, budget_tokens and parallel."""
     results: list[str] = field(default_factory=list)
     """Result files under results/ for this model."""
     notes: str = ""
@@ -44,9 +46,12 @@ class ZooEntry:
     def __post_init__(self):
         from harness.formats import FORMATS
 
-        known = (*FORMATS, *PENDING_FORMATS)
-        if self.format is not None and self.format not in known:
-            raise ValueError(f"format must be one of {list(known)} or null, got {self.format!r}")
+        if self.format is not None and self.format not in FORMATS:
+            raise ValueError(f"format must be one of {list(FORMATS)} or null, got {self.format!r}")
+        from harness.presets import PRESETS
+
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {list(PRESETS)} or null, got {self.preset!r}")
         if self.parallel and self.format is None:
             raise ValueError("a parallel model needs its format")
         if self.hub_id is not None and self.local_path is not None:

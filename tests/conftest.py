@@ -54,7 +54,9 @@ def make_tiny_model(out_dir: Path, *, seed: int = 0, layers: int = 2, heads: int
     from harness.tokenizer import build_char_tokenizer
 
     if tokenizer is None:
-        tokenizer = build_char_tokenizer(out_dir, formats=("threadweaver", "parallel-r1"))
+        from harness.formats import FORMATS
+
+        tokenizer = build_char_tokenizer(out_dir, formats=tuple(FORMATS))
     else:
         tokenizer.save_pretrained(str(out_dir))
     config = Qwen3Config(

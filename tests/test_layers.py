@@ -27,10 +27,10 @@ HARNESS_LAYERS = {
     0: ["errors"],
     1: ["config", "jsonl", "tokens", "answer_norm", "formats", "engines.base", "prompts", "store", "lmeval_hook"],
     2: ["counting", "grading", "tokenizer", "engines.args", "engines.vllm_memory"],
-    3: ["metrics", "records"],
+    3: ["metrics", "records", "rollout_parts", "presets"],
     4: ["rollout", "reward", "datasets", "zoo", "engines", "engines.scripted", "engines.hf", "engines.vllm",
         "engines.openai"],
-    5: ["results", "samplestats", "workload", "plots"],
+    5: ["results", "samplestats", "workload", "plots", "model_args"],
     6: ["measured", "leaderboard", "regress", "bench"],
     7: ["lmeval"],
 }  # fmt: skip

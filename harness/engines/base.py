@@ -38,10 +38,15 @@ class Request:
     """Benchmark workloads: generate exactly max_tokens."""
     logprobs: bool = False
     """Return the log probability of each generated token (Completion.logprobs)."""
+    repetition_penalty: float = 1.0
+    """> 0; 1.0 = off (vLLM's and transformers' meaning: logits of tokens already in prompt or output
+    are divided by it when positive). NPR's engine uses 1.02 inside steps (formats.md section 2.1)."""
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if not self.repetition_penalty > 0:
+            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
 
 
 @dataclass

@@ -94,6 +94,8 @@ class HFEngine:
 
         r0 = reqs[0]
         kwargs = {"do_sample": r0.temperature > 0}
+        if r0.repetition_penalty != 1.0:
+            kwargs["repetition_penalty"] = r0.repetition_penalty
         if r0.temperature > 0:
             kwargs.update(temperature=r0.temperature, top_p=r0.top_p, top_k=r0.top_k if r0.top_k > 0 else 0)
             if r0.seed is not None:
@@ -124,4 +126,4 @@ class HFEngine:
 
 
 def _sampling_key(r: Request) -> tuple:
-    return (r.temperature, r.top_p, r.top_k, r.ignore_eos)
+    return (r.temperature, r.top_p, r.top_k, r.ignore_eos, r.repetition_penalty)

@@ -72,6 +72,10 @@ class OpenAIEngine:
             body.update(skip_special_tokens=False, spaces_between_special_tokens=False,
                         include_stop_str_in_output=True, return_token_ids=True, ignore_eos=r.ignore_eos,
                         stop_token_ids=list(r.stop_token_ids) or None, top_k=r.top_k)  # fmt: skip
+            if r.repetition_penalty != 1.0:
+                body["repetition_penalty"] = r.repetition_penalty
+        elif r.repetition_penalty != 1.0:
+            raise ValueError("repetition_penalty needs a vLLM server (vllm_extras); the plain API has none")
         return body
 
     async def _post(self, body: dict) -> dict:

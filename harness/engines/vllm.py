@@ -119,6 +119,7 @@ class VLLMEngine:
             top_p=r.top_p,
             top_k=r.top_k if r.top_k > 0 else 0,
             seed=r.seed,
+            repetition_penalty=r.repetition_penalty,
             logprobs=0 if r.logprobs else None,  # 0 = only the sampled token's (raw, vLLM's default mode)
             output_kind=RequestOutputKind.FINAL_ONLY,
         )

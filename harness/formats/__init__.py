@@ -11,11 +11,15 @@ from __future__ import annotations
 import difflib
 
 from harness.errors import InputError
-from harness.formats.base import ForkPlan, ParallelFormat, Violation
+from harness.formats.base import FIDELITIES, ForkPlan, ParallelFormat, Violation
+from harness.formats.multiverse import MultiverseFormat
+from harness.formats.npr import NPRFormat
 from harness.formats.parallel_r1 import ParallelR1Format
 from harness.formats.threadweaver import ThreadWeaverFormat
 
-FORMATS: dict[str, ParallelFormat] = {f.name: f for f in (ThreadWeaverFormat(), ParallelR1Format())}
+FORMATS: dict[str, ParallelFormat] = {
+    f.name: f for f in (ThreadWeaverFormat(), ParallelR1Format(), NPRFormat(), MultiverseFormat())
+}
 DEFAULT_FORMAT = "threadweaver"
 
 
@@ -30,4 +34,4 @@ def get_format(name: str | ParallelFormat) -> ParallelFormat:
     return FORMATS[name]
 
 
-__all__ = ["DEFAULT_FORMAT", "FORMATS", "ForkPlan", "ParallelFormat", "Violation", "get_format"]
+__all__ = ["DEFAULT_FORMAT", "FIDELITIES", "FORMATS", "ForkPlan", "ParallelFormat", "Violation", "get_format"]

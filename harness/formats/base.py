@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+FIDELITIES = ("exact", "approximate")  # formats.md section 1
+
 
 @dataclass(frozen=True)
 class Violation:
@@ -49,6 +51,9 @@ class ForkPlan:
     branch_ids: tuple[str, ...] = ()
     fault: str | None = None
     close_as_join: bool = False
+    ends_request: bool = False
+    """No fork, and the request ends at the trigger (NPR: a width out of range ends the request there);
+    a trunk then ends with end_reason "refused_fork", a branch is closed by the runtime."""
 
 
 class ParallelFormat:
@@ -74,8 +79,18 @@ class ParallelFormat:
     """The trajectory ends right after this many blocks (None: no limit)."""
     max_branch_tokens: ClassVar[int | None] = None
     """Generated tokens per branch before the runtime closes it (None: only the total budget)."""
-    branch_temperature: ClassVar[float | None] = None
-    """Sampling temperature forced on branch requests (None: the run's)."""
+    branch_sampling: ClassVar[dict[str, float]] = {}
+    """Request sampling fields (harness.engines.base.Request: temperature, repetition_penalty) forced on
+    the request that starts each branch (Parallel-R1: paths at T 1.0; NPR: steps at repetition penalty
+    1.02); the trunk, summaries and every continuation after a join keep the run's sampling."""
+    min_fork_budget_tokens: ClassVar[int | None] = None
+    """No fork when fewer budget tokens than this remain at the trigger (None: always fork). A refused
+    fork keeps decoding without forking, and that span then ends at its next `branch_close`."""
+    fidelity: ClassVar[str] = "exact"
+    """"exact": our rollout sends the requests the authors' inference sends, with the positions the model
+    was trained on; "approximate": same text and visibility, but the model was trained with restarted
+    (shared) position ids that ordinary requests do not reproduce (formats.md section 1). Carried into
+    every result file and leaderboard row of a run in this format."""
     answer_extract: ClassVar[tuple[str, ...]] = ("boxed",)
     """Answer extractors of the shared protocol for this format, added to the task's grading rule
     (harness.grading.with_extractors) wherever a run in this format is graded."""
@@ -107,6 +122,11 @@ class ParallelFormat:
         """True when `after_join(join)` (or the runtime's summary) closes the block; False when the model
         writes `block_close` in its next request."""
         return True
+
+    def instruction(self, question: str) -> list[dict] | None:
+        """The chat messages its authors evaluated a question with (their instruction / preamble), before
+        the chat template; None = no prompt of its own is available here (the task's prompt is used)."""
+        return None
 
     # ------------------------------------------------------------------------------- text of a block
     def plan_text(self, branch_ids: list[str], plans: list[str] | None = None) -> str:

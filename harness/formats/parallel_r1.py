@@ -49,7 +49,7 @@ class ParallelR1Format(ParallelFormat):
     summary_close = SUMMARY_CLOSE
     max_blocks = MAX_BLOCKS
     max_branch_tokens = MAX_PATH_TOKENS
-    branch_temperature = 1.0
+    branch_sampling = {"temperature": 1.0}  # paths at T 1.0 whatever the run's (loop_v3.py:336-337)
     answer_extract = ("boxed", "final_answer")
 
     def plan_fork(self, step_text: str) -> ForkPlan:

@@ -7,6 +7,10 @@
   the last paragraph) holds several boxes, they are the answer list, joined with ", ".
 - "final_answer": the last case-insensitive `Final Answer:` up to the end of its line, searched in the last
   300 characters (Parallel-R1's reward; spec formats.md section 2.2 "answer").
+- "answer_is", "last_number": the fallbacks of NPR's parser after the last box (formats.md section 2.1):
+  the text after the last "he answer is", else after the last "final answer is", up to the end of its line
+  (a trailing period and `$` dropped); else the last number of the response. Our implementation of the
+  order the spec states, for the `npr` preset.
 """
 
 from __future__ import annotations
@@ -76,7 +80,26 @@ def final_answer(response: str) -> str | None:
     return found[-1].strip() if found else None
 
 
-EXTRACT = {"boxed": last_box, "final_answer": final_answer}
+_ANSWER_IS = (re.compile(r"he answer is\s*:?\s*([^\n]+)"), re.compile(r"final answer is\s*:?\s*([^\n]+)"))
+_NUMBER_RE = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
+
+
+def answer_is(response: str) -> str | None:
+    """Extractor "answer_is": after the last "he answer is", else the last "final answer is" (NPR)."""
+    for pattern in _ANSWER_IS:
+        found = pattern.findall(response)
+        if found:
+            return found[-1].strip().rstrip(".").strip("$ ") or None
+    return None
+
+
+def last_number(response: str) -> str | None:
+    """Extractor "last_number": the last number in the response (NPR's final fallback)."""
+    found = _NUMBER_RE.findall(response)
+    return found[-1] if found else None
+
+
+EXTRACT = {"boxed": last_box, "final_answer": final_answer, "answer_is": answer_is, "last_number": last_number}
 
 
 def extract_with(

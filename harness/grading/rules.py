@@ -16,7 +16,7 @@ from typing import Any
 from harness.errors import InputError
 
 COMPARES = ("math", "exact", "digits")
-EXTRACTORS = ("boxed", "final_answer")
+EXTRACTORS = ("boxed", "final_answer", "answer_is", "last_number")
 MINERVA_REL_TOL = 1e-2  # Minerva protocol (Lewkowycz et al. 2022): numbers agree within 1% relative
 _DEFAULTS: dict[str, Any] = {"rel_tol": None, "extract": ("boxed",), "ordered": False}
 _KEYS = ("compare", "rel_tol", "extract", "ordered")
@@ -34,6 +34,8 @@ SPEC_NOTES = (
     "list, else the last box).",
     "final_answer: the last case-insensitive 'Final Answer:' up to the end of its line within the last "
     "300 characters (Parallel-R1's reward, spec formats.md section 2.2).",
+    "answer_is, last_number: NPR's fallbacks after the last box (formats.md section 2.1): the text after the "
+    "last 'he answer is', else 'final answer is', to the end of its line; else the last number.",
     "math: equal strings, then two whole numbers (exact), then a list gold against a list of as many "
     "answers (one to one, in any order unless the rule is `ordered`), then math-verify (gold first).",
     "rel_tol: exactly equal numbers are equal; the tolerance applies only where both sides are plain "

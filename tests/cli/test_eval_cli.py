@@ -76,13 +76,20 @@ def _run(cmd, env, cwd, timeout=900):
 
 
 @pytest.mark.slow
-def test_lm_eval_hf_two_tasks_parallel_r1(tiny_model_dir, shared_data, tmp_path):
-    """A tiny random model with Parallel-R1's tags through the real lm_eval CLI in that format (hf)."""
+@pytest.mark.parametrize("fmt", ["parallel-r1", "npr"])
+def test_lm_eval_hf_two_tasks_peer_format(fmt, tiny_model_dir, shared_data, tmp_path):
+    """A tiny random model with a peer format's tags (every format's are single ids in the fixture's
+    tokenizer) through the real lm_eval CLI in that format (hf); NPR's result files say fidelity approximate."""
     out = tmp_path / "out"
     cmd = _cmd([str(BIN / "lm_eval"), "--include_path", str(_overrides(tmp_path))],
-               _model_args(tiny_model_dir, "hf", tmp_path, format="parallel-r1"), out)  # fmt: skip
+               _model_args(tiny_model_dir, "hf", tmp_path, format=fmt), out)  # fmt: skip
     _run(cmd, _env(shared_data), tmp_path)
-    _check_outputs(out, fmt="parallel-r1")
+    _check_outputs(out, fmt=fmt)
+    if fmt == "npr":  # the format's fidelity reaches the result files built from the run's records
+        from harness.measured import build_results
+
+        built = build_results([out], {"model": "tiny-npr"})
+        assert {r.fidelity for r in built} == {"approximate"} and {r.format for r in built} == {"npr"}
 
 
 @pytest.mark.slow

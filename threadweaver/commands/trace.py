@@ -18,6 +18,7 @@ EXAMPLE = """examples:
   threadweaver trace harness/examples/spec_example.txt
   threadweaver trace --json --tokenizer path/to/tokenizer_dir responses.jsonl > metrics.jsonl
   threadweaver trace --format parallel-r1 trajectory.txt
+  threadweaver trace --format npr trajectory.txt
 """
 
 FALLBACK_NOTE = (
@@ -41,7 +42,7 @@ def add_parser(subparsers) -> None:
         "file", metavar="FILE", help="text file (one trajectory) or .jsonl with a `response` or `text` field per line"
     )
     p.add_argument("--format", default="threadweaver", help="parallel format (harness.formats): threadweaver, "
-                   "parallel-r1 (default threadweaver)")  # fmt: skip
+                   "parallel-r1, npr, multiverse (default threadweaver)")  # fmt: skip
     p.add_argument("--tokenizer", metavar="DIR", help="HF tokenizer folder whose tags are single tokens")
     p.add_argument("--json", action="store_true", help="one JSON object of metrics per line")
     p.set_defaults(func=run)
