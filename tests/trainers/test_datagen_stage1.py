@@ -220,3 +220,23 @@ def test_math500_solutions_become_valid_correct_training_records(tmp_path, share
     units = trajectory_units("r", records[0], tok, "model")
     tails = [tok.decode(list(u.prompt_ids))[-12:] for u in units]
     assert len(units) == 5 and sum(t.endswith(("<Thread>\n1:", "<Thread>\n2:")) for t in tails) == 2
+
+
+def test_changed_trace_is_asked_again_and_bad_input_is_one_line(tmp_path, capsys):
+    traces, out = tmp_path / "seq.jsonl", tmp_path / "s1.jsonl"
+    write_records(traces, ["good"])
+    with ChatServer(script) as server:
+        assert stage1(traces, out, server) == 0
+        assert server.steps() == [1, 3, 4]
+        traces.write_text(traces.read_text().replace("Problem good:", "Problem good, restated:"))
+        assert stage1(traces, out, server) == 0  # only step 1's prompt changed: only it is asked again
+        assert server.steps() == [1, 3, 4, 1] and len(out.read_text().splitlines()) == 1
+    capsys.readouterr()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "p1", "problem": "Q", "answer": "1"}\n')
+    assert main(["datagen", "stage1", str(bad), "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
+                 "--out", str(out)]) == 2  # fmt: skip
+    assert capsys.readouterr().err.strip() == f"error: {bad}:1: needs a string field `solution`"
+    assert main(["datagen", "stage1", str(traces), "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
+                 "--out", str(out), "--format", "parallel-r1"]) == 2  # fmt: skip
+    assert "stage 1 writes formats without a runtime summary part" in capsys.readouterr().err

@@ -147,11 +147,9 @@ def _chat(server: ChatServer, **cfg):
 
 
 def test_client_retries_500_and_429_then_succeeds():
-    script = lambda step, user, previous: [
-        Reply(status=500),
-        Reply(status=429, retry_after="0"),
-        Reply("ok"),
-    ][previous]  # noqa: E731
+    def script(step, user, previous):  # the same request: fails twice, then answers
+        return [Reply(status=500), Reply(status=429, retry_after="0"), Reply("ok")][previous]
+
     with ChatServer(script) as server:
         reply = _chat(server)
     assert (reply.text, reply.error, reply.attempts, reply.http_statuses) == ("ok", None, 3, [500, 429, 200])

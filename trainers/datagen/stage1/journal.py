@@ -1,6 +1,7 @@
 """One JSONL journal per LLM step, keyed by call: a killed run resumes without repeating a finished call.
 
-A line: {"key": "TRACE_ID" or "TRACE_ID#b1t2", "trace_id", "prompt": "step1_structure@1", "text",
+A line: {"key": "TRACE_ID" or "TRACE_ID#b1t2", "trace_id", "prompt": "step1_structure@1",
+"request_sha256" (of the model and messages sent: a changed trace or model asks again), "text",
 "finish_reason", "prompt_tokens", "completion_tokens", "attempts", "error", "http_statuses",
 "response_id"}. An entry counts only for
 the prompt version it was made with. Calls that failed after their retries (`error` set) are journaled too,

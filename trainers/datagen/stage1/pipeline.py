@@ -9,6 +9,8 @@ record or as a drop with its step and reason (`Outcome`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -79,10 +81,12 @@ class Stage1Run:
     async def call(self, step: int, key: str, trace_id: str, **fields: str) -> tuple[str | None, str | None]:
         """(reply text, None) or (None, drop reason) of one journaled call."""
         template, journal = self.templates[step], self.journals[step]
+        messages = template.messages(**fields)
+        digest = hashlib.sha256(json.dumps([self.client.config.model, messages]).encode()).hexdigest()
         entry = journal.get(key, template.tag)
-        if entry is None:
-            reply = await self.client.chat(template.messages(**fields))
-            entry = {"key": key, "trace_id": trace_id, "prompt": template.tag, "text": reply.text,
+        if entry is None or entry.get("request_sha256") != digest:  # new, or the trace / model changed
+            reply = await self.client.chat(messages)
+            entry = {"key": key, "trace_id": trace_id, "prompt": template.tag, "request_sha256": digest, "text": reply.text,
                      "finish_reason": reply.finish_reason, "prompt_tokens": reply.prompt_tokens,
                      "completion_tokens": reply.completion_tokens, "attempts": reply.attempts, "error": reply.error,
                      "http_statuses": reply.http_statuses, "response_id": reply.response_id}  # fmt: skip
