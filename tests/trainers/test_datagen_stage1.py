@@ -137,6 +137,10 @@ def test_every_drop_reason_accounting_and_rerun(tmp_path, capsys):
         again = json.loads(capsys.readouterr().out)
         assert len(server.calls) == 19 and sum(u["new_calls"] for u in again["usage"].values()) == 0
         assert again["survived"] == summary["survived"] and len(out.read_text().splitlines()) == 1
+        assert stage1(traces, out, server, "--retry-errors") == 0  # only the failed call is asked again
+        assert len(server.calls) == 20 and server.calls[-1]["body"]["messages"][1]["content"].startswith(
+            "Below is a worked solution"
+        )
 
 
 def test_resume_after_sigkill_repeats_no_finished_call(tmp_path):

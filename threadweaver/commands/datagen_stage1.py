@@ -67,7 +67,7 @@ def add_parser(sub) -> None:
 def read_traces(path: Path, trace_field: str, limit: int | None):
     """[(TraceInput, template record)] from sample records or problem lines."""
     from harness.jsonl import iter_jsonl
-    from harness.prompts import build_prompt
+    from harness.prompts import PROMPT_SUFFIX, build_prompt
     from harness.records import SampleRecord, is_record_file, read_records
     from trainers.datagen.stage1.pipeline import TraceInput
 
@@ -79,6 +79,7 @@ def read_traces(path: Path, trace_field: str, limit: int | None):
             if rec.gold is None:
                 raise InputError(f"{where}: a trace needs `gold` to be checked in step 5")
             user = (rec.messages or [{}])[-1].get("content") if rec.messages else rec.prompt
+            user = (user or "").removesuffix(PROMPT_SUFFIX)  # the LLM sees the problem, not our instruction
             item = TraceInput(
                 f"{rec.problem_id}#{rec.sample_index}", user or "", rec.response, rec.gold, rec.grading
             )
