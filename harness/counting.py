@@ -69,13 +69,28 @@ def metrics_from_counts(total: int, crit: int, per_block: list[int], violations:
     )  # fmt: skip
 
 
-def walk(gaps: list[int], codes: list[int], max_depth: int) -> tuple[int, int, list[int]]:
+@dataclass
+class BlockCounts:
+    """Token counts of one block (dataset statistics, trainers/datagen/stats.py)."""
+
+    total_tokens: int
+    """Every token from the block's open tag to its close tag, both included."""
+    critical_path_tokens: int
+    """The block's own part (tags, plan, wrappers) + the critical path of its longest branch."""
+    threads: int
+    """Its branches."""
+
+
+def walk(gaps: list[int], codes: list[int], max_depth: int,
+         blocks: list[BlockCounts] | None = None) -> tuple[int, int, list[int]]:  # fmt: skip
     """The one counter. `codes[k]` (an event code) is a one-token tag preceded by `gaps[k]` other tokens;
-    `gaps[-1]` trails. Returns (total, critical path, branches per block)."""
+    `gaps[-1]` trails. Returns (total, critical path, branches per block); `blocks`, when given, gets one
+    BlockCounts per block as it closes."""
     per_block: list[int] = []
-    # frames: ["span", crit] (trunk or branch content) or ["block", own, longest, branches, index]
+    # frames: ["span", crit] (trunk or branch content) or ["block", own, longest, branches, index, start]
     stack: list[list] = [["span", 0]]
     depth = 0  # open blocks
+    pos = 0  # tokens read so far
 
     def close_branch() -> None:
         branch = stack.pop()
@@ -89,10 +104,13 @@ def walk(gaps: list[int], codes: list[int], max_depth: int) -> tuple[int, int, l
         block = stack.pop()
         stack[-1][1] += block[1] + block[2]
         depth -= 1
+        if blocks is not None:
+            blocks.append(BlockCounts(pos - block[5], block[1] + block[2], block[3]))
 
     for g, c in zip(gaps, codes, strict=False):
         top = stack[-1]
         top[1] += g
+        pos += g + 1
         if top[0] == "block":  # the block's own part: tags, plan, text between branches
             top[1] += 1
             if c == BRANCH_OPEN:
@@ -102,7 +120,7 @@ def walk(gaps: list[int], codes: list[int], max_depth: int) -> tuple[int, int, l
         elif c == BLOCK_OPEN and depth < max_depth:
             depth += 1
             per_block.append(0)
-            stack.append(["block", 1, 0, 0, len(per_block) - 1])
+            stack.append(["block", 1, 0, 0, len(per_block) - 1, pos - 1])
         elif len(stack) > 1 and c in (BRANCH_CLOSE, BLOCK_CLOSE):  # inside a branch
             close_branch()
             stack[-1][1] += 1  # the tag belongs to the block's own part
@@ -111,6 +129,7 @@ def walk(gaps: list[int], codes: list[int], max_depth: int) -> tuple[int, int, l
         else:  # text: a tag out of place
             top[1] += 1
     stack[-1][1] += gaps[-1]
+    pos += gaps[-1]
     while len(stack) > 1:  # whatever is open at the end is closed there
         if stack[-1][0] == "span":
             close_branch()
@@ -119,7 +138,8 @@ def walk(gaps: list[int], codes: list[int], max_depth: int) -> tuple[int, int, l
     return sum(gaps) + len(codes), stack[0][1], per_block
 
 
-def _events_to_walk(events: list[tuple[int, int]], length: int, max_depth: int) -> tuple[int, int, list[int]]:
+def _events_to_walk(events: list[tuple[int, int]], length: int, max_depth: int,
+                    blocks: list[BlockCounts] | None = None) -> tuple[int, int, list[int]]:  # fmt: skip
     events.sort()
     gaps, codes, prev = [], [], -1
     for pos, code in events:
@@ -127,7 +147,7 @@ def _events_to_walk(events: list[tuple[int, int]], length: int, max_depth: int) 
         codes.append(code)
         prev = pos
     gaps.append(length - prev - 1)
-    return walk(gaps, codes, max_depth)
+    return walk(gaps, codes, max_depth, blocks)
 
 
 def count_ids(token_ids, tag_ids: dict[str, int], fmt: ParallelFormat | str = DEFAULT_FORMAT,
@@ -136,6 +156,11 @@ def count_ids(token_ids, tag_ids: dict[str, int], fmt: ParallelFormat | str = DE
     Pass the decoded `text` to fill `valid`/`violations`; without it `valid` is None (not checked)."""
     fmt = get_format(fmt)
     ids = token_ids if isinstance(token_ids, list) else list(token_ids)
+    counts = _events_to_walk(_tag_events(ids, tag_ids, fmt), len(ids), fmt.max_depth)
+    return metrics_from_counts(*counts, None if text is None else [str(v) for v in fmt.validate(text)], unit)
+
+
+def _tag_events(ids: list[int], tag_ids: dict[str, int], fmt: ParallelFormat) -> list[tuple[int, int]]:
     events: list[tuple[int, int]] = []
     for code, tag in enumerate(fmt.counting_tags(), 1):
         tid, i = tag_ids[tag], -1
@@ -145,11 +170,11 @@ def count_ids(token_ids, tag_ids: dict[str, int], fmt: ParallelFormat | str = DE
                 events.append((i, code))
         except ValueError:
             pass
-    counts = _events_to_walk(events, len(ids), fmt.max_depth)
-    return metrics_from_counts(*counts, None if text is None else [str(v) for v in fmt.validate(text)], unit)
+    return events
 
 
-def _fallback_counts(text: str, fmt: ParallelFormat) -> tuple[int, int, list[int]]:
+def _fallback_counts(text: str, fmt: ParallelFormat,
+                     blocks: list[BlockCounts] | None = None) -> tuple[int, int, list[int]]:  # fmt: skip
     split = re.compile("(" + "|".join(map(re.escape, fmt.special_tokens)) + ")")
     codes_of = {tag: code for code, tag in enumerate(fmt.counting_tags(), 1)}
     pieces = split.split(text)  # text, tag, text, ..., text
@@ -165,7 +190,7 @@ def _fallback_counts(text: str, fmt: ParallelFormat) -> tuple[int, int, list[int
             run += 1
         run += len(_FALLBACK.findall(pieces[j + 1]))
     gaps.append(run)
-    return walk(gaps, codes, fmt.max_depth)
+    return walk(gaps, codes, fmt.max_depth, blocks)
 
 
 def fallback_encode(text: str, fmt: ParallelFormat | str = DEFAULT_FORMAT) -> list[int]:
@@ -206,3 +231,17 @@ def measure_many(texts: list[str], tokenizer=None, fmt: ParallelFormat | str = D
 def measure_text(text: str, tokenizer=None, fmt: ParallelFormat | str = DEFAULT_FORMAT) -> TrajectoryMetrics:
     """Metrics of one text (see `measure_many`)."""
     return measure_many([text], tokenizer, fmt)[0]
+
+
+def measure_blocks(texts: list[str], tokenizer=None, fmt: ParallelFormat | str = DEFAULT_FORMAT) -> list[list[BlockCounts]]:
+    """Per text, the BlockCounts of its blocks (in the order they close), counted like `measure_many`."""
+    fmt = get_format(fmt)
+    out: list[list[BlockCounts]] = [[] for _ in texts]
+    if tokenizer is None:
+        for text, blocks in zip(texts, out, strict=True):
+            _fallback_counts(text, fmt, blocks)
+        return out
+    tag_ids = tag_ids_of(tokenizer, fmt)
+    for ids, blocks in zip(encode_batch(tokenizer, list(texts)), out, strict=True):
+        _events_to_walk(_tag_events(ids, tag_ids, fmt), len(ids), fmt.max_depth, blocks)
+    return out

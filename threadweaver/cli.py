@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "regress": "Is a candidate checkpoint worse than a baseline? (exit 1 if so)",
     "train": "Trainers: `train sft --config FILE.yaml`",
     "toy": "The toy task and toy models: data, training, the embedded demo",
+    "datagen": "Parallel training data: stage0, stage1 (LLM rewrite), stage2 (self-training), stats",
 }
 
 EPILOG = """quick start:

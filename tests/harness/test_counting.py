@@ -275,3 +275,21 @@ def test_add_format_tokens_inits_rows_as_word_mean(tie):
     # adding again changes nothing
     assert add_format_tokens(tok, model) == ids
     assert torch.equal(model.get_input_embeddings().weight.detach(), emb)
+
+
+def test_measure_blocks_splits_the_counts_of_measure_many():
+    """Per block, total and critical tokens: outside the blocks, total and critical path agree (depth 1)."""
+    from harness.counting import BlockCounts, measure_blocks, measure_many
+
+    texts = [
+        "x y",
+        "a <Parallel><Outlines><Outline>1: p</Outline><Outline>2: q</Outline></Outlines>"
+        "<Thread>1: bb</Thread><Thread>2: c d</Thread></Parallel> b <Parallel><Thread>1: e</Thread>",
+    ]
+    blocks = measure_blocks(texts)
+    # hand count (fallback counter): block 1 own 20, threads 4 and 6; block 2 (closed at the end) own 3, thread "1: e" 4
+    assert blocks == [[], [BlockCounts(30, 26, 2), BlockCounts(7, 7, 1)]]
+    for m, bs in zip(measure_many(texts), blocks, strict=True):
+        assert m.total_tokens - sum(b.total_tokens for b in bs) == m.critical_path_tokens - sum(
+            b.critical_path_tokens for b in bs
+        )

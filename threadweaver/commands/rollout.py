@@ -33,6 +33,12 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("prompts", metavar="PROBLEMS.jsonl", help="one {'id', 'problem' or 'prompt', 'answer'?} per line")
+    add_rollout_args(p)
+    p.set_defaults(func=run)
+
+
+def add_rollout_args(p) -> None:
+    """The engine, sampling and rollout flags (shared with `datagen stage0|stage2`); `--out` included."""
     add_cli_args(p)
     p.add_argument("--out", required=True, help="records JSONL (appended; finished records are skipped)")
     p.add_argument("--samples", type=int, default=1, help="samples per prompt (default 1)")
@@ -53,7 +59,6 @@ def add_parser(subparsers) -> None:
                    help="render prompts with the tokenizer's chat template (default on)")  # fmt: skip
     p.add_argument("--grading", default="math", help="grading rule for lines with an `answer` (default math)")
     p.add_argument("--benchmark", help="the records' `benchmark` (default: the problem file's name without .jsonl)")
-    p.set_defaults(func=run)
 
 
 def read_problems(path: Path) -> list[tuple[str, str, str | None]]:
