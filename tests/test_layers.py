@@ -30,7 +30,7 @@ HARNESS_LAYERS = {
     3: ["metrics", "records"],
     4: ["rollout", "reward", "datasets", "zoo", "engines", "engines.scripted", "engines.hf", "engines.vllm",
         "engines.openai"],
-    5: ["results", "samplestats", "workload", "plots"],
+    5: ["results", "samplestats", "workload", "plots", "pgrpo"],
     6: ["measured", "leaderboard", "regress", "bench"],
     7: ["lmeval"],
 }  # fmt: skip
