@@ -181,11 +181,15 @@ def test_run_end_to_end_with_the_policy_as_engine(tmp_path, taught_model):
         assert lines[1]["kl"] > 0  # the update moved the policy
 
 
-def test_unknown_keys_are_refused_with_a_suggestion(tmp_path):
+def test_unknown_keys_are_refused_with_a_suggestion(tmp_path, capsys):
+    from threadweaver.cli import main
+
     cfg = tmp_path / "rl.yaml"
     cfg.write_text("model: m\noutput_dir: o\ndataset_path: [d.jsonl]\nlerning_rate: 1\n")
     with pytest.raises(InputError, match="unknown key 'lerning_rate'; did you mean 'learning_rate'"):
         load_rl_config(cfg)
+    assert main(["train", "rl", "--config", str(cfg)]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0  # one line
     cfg.write_text("model: m\noutput_dir: o\ndataset_path: [d.jsonl]\nrollout: {budjet_tokens: 8}\n")
     with pytest.raises(InputError, match="rollout: unknown key 'budjet_tokens'"):
         load_rl_config(cfg)
@@ -209,10 +213,13 @@ def test_resume_after_a_kill_finishes_the_same_steps(tmp_path, tiny_model_dir):
     deadline = time.monotonic() + 60
     while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
     summary = train_rl(load_rl_config(cfg))
     steps = [json.loads(x)["step"] for x in (out / "rl_log.jsonl").read_text().splitlines()]
     assert 1 <= summary["resumed_from"] < 6 and steps == [1, 2, 3, 4, 5, 6] and summary["steps"] == 6
     assert json.loads(state.read_text())["step"] == 6
+    with pytest.raises(InputError, match="holds a run from model .*seed 0"):  # another run's output_dir
+        train_rl(load_rl_config(cfg, ["seed=1"]))

@@ -84,6 +84,8 @@ class RLConfig:
             self.rollout = build_dataclass(RolloutConfig, self.rollout, "rollout")
         if isinstance(self.reward, dict):
             self.reward = build_dataclass(RewardConfig, self.reward, "reward")
+        if self.rollout.seed is not None:
+            raise ValueError("rollout.seed is not used by the trainer: set the run's `seed` (it seeds every rollout)")
         self.rollout.logprobs = True
         if isinstance(self.dataset_path, str):
             self.dataset_path = [self.dataset_path]

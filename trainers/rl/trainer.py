@@ -78,13 +78,15 @@ def _device(name: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
-def load_policy(path: str, device: str):
-    """(model, tokenizer) of a checkpoint, float32, SDPA attention (exact with the dense tree mask)."""
+def load_policy(path: str, device: str, mask_kind: str = "dense"):
+    """(model, tokenizer) of a checkpoint, float32; SDPA attention for the dense tree mask (exact), flex
+    attention for the BlockMask (trainers/sft/collate.py)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    attn = "flex_attention" if mask_kind == "flex" else "sdpa"
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa").to(device)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation=attn).to(device)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
@@ -147,7 +149,14 @@ def train_rl(config: RLConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     device = _device(config.device)
     ckpt = find_checkpoint(out)
-    model, tokenizer = load_policy(str(ckpt or config.model), device)
+    if ckpt is not None:
+        state = json.loads((ckpt / "state.json").read_text())
+        if (state.get("model"), state.get("seed")) != (config.model, config.seed):
+            raise InputError(f"output_dir {out} holds a run from model {state.get('model')!r}, seed "
+                             f"{state.get('seed')}: resume it with those, or use another output_dir")  # fmt: skip
+    # trees up to the rollout budget: the dense mask when short, a FlexAttention BlockMask on CUDA when long
+    kind = resolve_mask_kind(config.mask, config.rollout.budget_tokens)
+    model, tokenizer = load_policy(str(ckpt or config.model), device, kind)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
                                   eps=config.adam_epsilon, weight_decay=config.weight_decay)  # fmt: skip
     start = 0
@@ -156,7 +165,7 @@ def train_rl(config: RLConfig) -> dict:
         start = json.loads((ckpt / "state.json").read_text())["step"]
     prompts = read_prompts(config.dataset_path, tokenizer, config.max_examples)
     truncate_log(out / LOG_NAME, start)
-    ref = load_policy(config.model, device)[0].eval().requires_grad_(False) if config.kl_monitor else None
+    ref = load_policy(config.model, device, kind)[0].eval().requires_grad_(False) if config.kl_monitor else None
     engine = HFEngine.from_model(model, tokenizer, device=device, max_batch_size=config.max_batch_size)
     eos = tokenizer.eos_token_id
     (out / "rl_config.json").write_text(json.dumps(config.to_dict(), indent=1) + "\n")
@@ -172,7 +181,6 @@ def train_rl(config: RLConfig) -> dict:
         t1 = time.perf_counter()
         rows = [units_to_rows(rec, a, eos) for rec, a in zip(records, advantages, strict=True)]
         num_tokens = max(1, num_completion_tokens(rows))
-        kind = resolve_mask_kind(config.mask, max(len(r.ids) for rs in rows for r in rs) if num_tokens else 1)
         trees = [build_tree(rs, tokenizer.pad_token_id, kind) for rs in rows if rs]
         kl = None
         for index in range(config.updates_per_step):

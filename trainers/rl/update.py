@@ -35,17 +35,21 @@ class Tree:
 
 
 def build_tree(rows: list[RLRow], pad_id: int, mask: str = "dense") -> Tree:
-    """Pack one trajectory's rows (its units) into one tree with per-token values."""
+    """Pack one trajectory's rows (its units) into one tree with per-token values; `mask` as in
+    trainers/sft/collate.py ("dense", "flex", "auto"; the model's attention must match it)."""
     import torch
 
     from trainers.sft.collate import collate
+    from trainers.sft.masks import resolve_mask_kind
     from trainers.sft.packing import IGNORE_INDEX, pack_units_valued
     from trainers.sft.units import Unit
 
     units = [Unit(r.prompt_ids, r.completion_ids) for r in rows]
     values = [list(zip(r.advantages, r.old_logprobs, strict=True)) for r in rows]
     row, flat = pack_units_valued(units, values, empty=(0.0, None))
-    batch = collate([row], mask=mask, pad_id=pad_id, pad_to_multiple=128 if mask == "flex" else 1)
+    kind = resolve_mask_kind(mask, len(row))
+    batch = collate([row], mask=kind, pad_id=pad_id, pad_to_multiple=128 if kind == "flex" else 1)
+    flat += [(0.0, None)] * (batch["input_ids"].shape[1] - len(flat))  # padding: no loss
     adv = torch.tensor([[a for a, _ in flat]], dtype=torch.float32)
     old = torch.tensor([[math.nan if o is None else o for _, o in flat]], dtype=torch.float32)
     trained = int((batch["labels"] != IGNORE_INDEX).sum())
