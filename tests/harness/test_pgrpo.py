@@ -12,7 +12,7 @@ from harness.tokenizer import build_char_tokenizer
 
 pytestmark = pytest.mark.core
 
-TOK = build_char_tokenizer()
+TOK = build_char_tokenizer(raw=True)  # no transformers: a core test
 P = "Q: 1+1?\n"
 HEAD = "<think>\n<Parallel>\n<Outlines>\n<Outline>1: add</Outline>\n<Outline>2: check</Outline>\n</Outlines>"
 T1, T2 = " one plus one</Thread>", " it is two</Thread>"
