@@ -128,9 +128,16 @@ def test_one_optimizer_update_per_call(tiny_model_dir):
     rows = _rows(tok)
     trees = [build_tree(rs, tok.pad_token_id) for rs in rows]
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    def objective():  # sum of A * log pi over trained tokens: the update must raise it
+        with torch.no_grad():
+            return sum(float((tree_logprobs(model, t)[0] * t.advantages).sum()) for t in trees)
+
+    start = objective()
     stats = update(model, optimizer, trees, num_completion_tokens(rows), max_grad_norm=1.0, ref_model=model)
     assert len(steps) == 1 and stats["grad_norm"] > 0 and stats["kl"] == pytest.approx(0.0, abs=1e-6)
     assert any(not torch.equal(before[n], p) for n, p in model.named_parameters())
+    assert objective() > start  # positive-advantage tokens became likelier, negative ones less likely
     # more updates per batch (PPO), no stored log probabilities: update 0's own stand in (ratio 1, nothing
     # clipped); each call is one step, and the later ones see the moved policy's ratios and clip
     rows = [[RLRow(r.prompt_ids, r.completion_ids, r.advantages, (None,) * len(r.completion_ids)) for r in rs]
