@@ -30,7 +30,7 @@ HARNESS_LAYERS = {
     3: ["metrics", "records", "rollout_parts", "presets"],
     4: ["rollout", "reward", "datasets", "zoo", "engines", "engines.scripted", "engines.hf", "engines.vllm",
         "engines.openai"],
-    5: ["results", "samplestats", "workload", "plots", "model_args"],
+    5: ["results", "samplestats", "workload", "plots", "model_args", "pgrpo"],
     6: ["measured", "leaderboard", "regress", "bench"],
     7: ["lmeval"],
 }  # fmt: skip

@@ -27,9 +27,21 @@ class HFEngine:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer or model)
         torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(device).eval()
+        loaded = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(device).eval()
+        self._setup(loaded, AutoTokenizer.from_pretrained(tokenizer or model), device, max_batch_size)
+
+    @classmethod
+    def from_model(cls, model, tokenizer, *, device=None, max_batch_size: int = 64) -> HFEngine:
+        """An engine over a model object already in memory (the RL policy serves its own rollouts: every
+        request sees the current weights, nothing to sync). The caller keeps it in eval mode while rolling out."""
+        engine = cls.__new__(cls)
+        engine._setup(model, tokenizer, device or str(next(model.parameters()).device), max_batch_size)
+        return engine
+
+    def _setup(self, model, tokenizer, device: str, max_batch_size: int) -> None:
+        self.tokenizer = tokenizer
+        self.model = model
         self.device = device
         self.max_batch_size = max_batch_size
         gen_eos = getattr(self.model.generation_config, "eos_token_id", None)

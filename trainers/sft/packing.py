@@ -96,13 +96,16 @@ class _Tree:
             self.label[node] = want_label
         return node
 
-    def insert(self, unit: Unit) -> None:
+    def insert(self, unit: Unit) -> list[int]:
+        """Insert the unit's path; returns its nodes (node k holds seq[:k+1], labelled seq[k+1] if trained)."""
         seq, first_supervised = unit.ids, len(unit.prompt_ids)
-        node = -1
+        node, path = -1, []
         for j, token in enumerate(seq):
             nxt = j + 1
             want = seq[nxt] if first_supervised <= nxt < len(seq) else IGNORE_INDEX
             node = self._child(node, token, want)
+            path.append(node)
+        return path
 
     def flatten(self) -> PackedRow:
         """Depth-first (pre-order, children in insertion order) flattening with Euler times."""
@@ -124,6 +127,7 @@ class _Tree:
             for variants in reversed(self.children[node].values()):
                 stack.extend((child, depth + 1) for child in reversed(variants))
         row.num_supervised_tokens = sum(1 for label in row.labels if label != IGNORE_INDEX)
+        self.flat_index = order_at  # node -> its flat position (pack_units_valued)
         return row
 
 
@@ -135,6 +139,31 @@ def pack_units(units: Sequence[Unit]) -> PackedRow:
     row = tree.flatten()
     row.num_trajectories, row.num_units = 1, len(units)
     return row
+
+
+def pack_units_valued(units: Sequence[Unit], values: Sequence[Sequence], empty=None) -> tuple[PackedRow, list]:
+    """`pack_units` plus one value per trained edge, laid out like the labels: `values[u][j]` belongs to
+    completion token j of unit u (an RL advantage, a stored log probability); `empty` where no edge is
+    trained. An edge trained by two units is refused: per-unit training would count it twice."""
+    tree = _Tree()
+    at: dict[int, object] = {}
+    for unit, vals in zip(units, values, strict=True):
+        if len(vals) != len(unit.completion_ids):
+            raise ValueError(f"values: {len(vals)} for a completion of {len(unit.completion_ids)} tokens")
+        if not unit.prompt_ids:
+            raise ValueError("a unit with values needs a non-empty prompt (its first token is predicted from it)")
+        path = tree.insert(unit)
+        for j, value in enumerate(vals):
+            node = path[len(unit.prompt_ids) + j - 1]  # the prefix that predicts completion token j
+            if node in at:
+                raise ValueError("two units train the same (prefix, next token) edge")
+            at[node] = value
+    row = tree.flatten()
+    row.num_trajectories, row.num_units = 1, len(units)
+    flat = [empty] * len(row)
+    for node, value in at.items():
+        flat[tree.flat_index[node]] = value
+    return row, flat
 
 
 def pack(trajectories: Sequence[Sequence[Unit]], max_tokens: int) -> list[PackedRow]:
