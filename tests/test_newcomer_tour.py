@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -16,15 +17,18 @@ import pytest
 BIN = Path(sys.executable).parent
 
 
+# The tour's line (README, and `threadweaver --help`'s quick start: tests/test_examples.py checks it is here)
+TOUR = "lm_eval --model threadweaver --model_args pretrained=zoo:toy-threadweaver,engine=hf --tasks tw_toy --limit 20"
+
+
 def _lm_eval(tmp_path: Path, shared_data: Path, task: str, limit: int) -> tuple[dict, str, float]:
     out = tmp_path / task
     env = {**os.environ, "THREADWEAVER_DATA_DIR": str(shared_data), "THREADWEAVER_STORE_DIR": str(tmp_path / "store"),
            "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
+    argv = shlex.split(TOUR.replace("tw_toy --limit 20", f"{task} --limit {limit}"))
     start = time.perf_counter()
-    res = subprocess.run([str(BIN / "lm_eval"), "--model", "threadweaver", "--model_args",
-                          "pretrained=zoo:toy-threadweaver,engine=hf", "--tasks", task, "--limit", str(limit),
-                          "--output_path", str(out)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=600)  # fmt: skip
+    res = subprocess.run([str(BIN / argv[0]), *argv[1:], "--output_path", str(out)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
     seconds = time.perf_counter() - start
     assert res.returncode == 0, res.stderr[-3000:]
     results = json.loads(next(out.rglob("results_*.json")).read_text())["results"][task]

@@ -34,7 +34,7 @@ COMMANDS: dict[str, str] = {
 EPILOG = """quick start:
   threadweaver trace harness/examples/spec_example.txt
   threadweaver zoo list
-  threadweaver eval --model threadweaver --model_args pretrained=zoo:toy-threadweaver,engine=hf --tasks tw_toy
+  lm_eval --model threadweaver --model_args pretrained=zoo:toy-threadweaver,engine=hf --tasks tw_toy --limit 20
 """
 
 

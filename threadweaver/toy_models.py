@@ -66,8 +66,9 @@ def make_model(which: str, models_dir: Path, overrides: list[str] = ()) -> dict:
             CONFIG_DIR / f"toy-{which}.yaml",
             [f"dataset_path=[{data}]", f"output_dir={tmp / 'out'}", *overrides],
         )
-        # the config lists the prompt's phrases; the task's step tokens come from the task module
-        config.extra_tokens = check_extra_tokens([*config.extra_tokens, *STEP_TOKENS])
+        # the task's step tokens, where a config does not list them already (the shipped ones do)
+        missing = [t for t in STEP_TOKENS if t not in config.extra_tokens]
+        config.extra_tokens = check_extra_tokens([*config.extra_tokens, *missing])
         cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         summary = train_sft(config)
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)

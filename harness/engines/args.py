@@ -17,6 +17,7 @@ import contextvars
 import difflib
 import typing
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 from harness.errors import InputError
 
@@ -141,10 +142,19 @@ class EngineArgs:
         return kw
 
     def build(self):
-        """Start the engine (imports its adapter; InputError if its package is missing)."""
+        """Start the engine (imports its adapter; InputError if its package is missing, or if the model or
+        tokenizer cannot be found or fetched: transformers raises OSError for both)."""
         from harness.engines import engine_class
 
-        return engine_class(self.engine)(**self.engine_kwargs())
+        cls = engine_class(self.engine)
+        folder = Path(self.model).expanduser()
+        if self.engine in ("hf", "vllm") and folder.is_dir() and not (folder / "config.json").exists():
+            raise InputError(f"model {self.model}: not a checkpoint folder (no config.json)")
+        try:
+            return cls(**self.engine_kwargs())
+        except OSError as exc:
+            reason = " ".join(str(exc).split())[:200]
+            raise InputError(f"model {self.model}: cannot load it ({type(exc).__name__}: {reason})") from None
 
     # ------------------------------------------------------------------------------------ constructors
     @classmethod

@@ -162,3 +162,16 @@ def test_build_starts_the_chosen_engine(tiny_model_dir, tmp_path):
         assert len(out.token_ids) == 3 and out.logprobs is None
     finally:
         hf.close()
+
+
+def test_a_model_that_cannot_be_loaded_is_one_input_error(tmp_path):
+    """A folder that is not a checkpoint, or one transformers cannot read (OSError, as for an unreachable
+    hub id): one line naming the model, not a traceback."""
+    pytest.importorskip("transformers")
+    empty = tmp_path / "not-a-checkpoint"
+    empty.mkdir()
+    with pytest.raises(InputError, match=rf"model {empty}: not a checkpoint folder \(no config.json\)"):
+        EngineArgs(engine="hf", model=str(empty)).build()
+    (empty / "config.json").write_text("not json")  # transformers cannot read it: its OSError, one line
+    with pytest.raises(InputError, match=rf"model {empty}: cannot load it \(OSError: "):
+        EngineArgs(engine="hf", model=str(empty)).build()

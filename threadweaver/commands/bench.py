@@ -15,9 +15,10 @@ from harness.errors import InputError
 from harness.formats import DEFAULT_FORMAT, FORMATS
 
 EXAMPLE = """example:
-  threadweaver bench rollout --engine vllm --model path/to/model --enforce-eager --preset paper --scale 20 \\
-      --batch-sizes 1,32 --out bench.json
-  threadweaver bench rollout --engine vllm --model path/to/model --format parallel-r1 --lengths records.jsonl
+  threadweaver bench rollout --engine hf --model path/to/model --scale 400 --batch-sizes 1,2 --out bench.json
+  threadweaver bench rollout --engine hf --model path/to/model --lengths records.jsonl --batch-sizes 2
+the README's figures: --engine vllm --enforce-eager --preset paper --scale 20 --batch-sizes 1,32 --repeats 2
+(benchmarks/bench_rollout.md; minutes on a CPU)
 """
 
 

@@ -4,7 +4,7 @@ Every lm-eval flag passes through untouched; our own flag is `--repeats N` (samp
 tw_* task, instead of the paper's 32/32/8/1/4/8). Example:
 
     threadweaver eval --model threadweaver --model_args pretrained=zoo:toy-threadweaver,engine=hf \\
-        --tasks tw_math500,tw_aime24 --limit 2 --repeats 2 --output_path out --log_samples
+        --tasks tw_toy --limit 2 --repeats 2 --output_path out --log_samples
 """
 
 from __future__ import annotations

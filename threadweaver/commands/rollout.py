@@ -12,7 +12,7 @@ from harness.errors import InputError
 from harness.jsonl import iter_jsonl
 
 EXAMPLE = """examples:
-  threadweaver rollout problems.jsonl --engine vllm --model path/to/model --out rollouts.jsonl --samples 4
+  threadweaver rollout problems.jsonl --engine hf --model path/to/model --out rollouts.jsonl --samples 2
   threadweaver rollout problems.jsonl --engine hf --model path/to/model --out seq.jsonl --no-parallel
   threadweaver rollout problems.jsonl --engine hf --model M --format parallel-r1 --out pr1.jsonl
 PROBLEMS lines, the fields of the benchmark files: {"id": "p1", "problem": "question", "answer": "42"}

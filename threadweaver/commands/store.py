@@ -15,8 +15,8 @@ from pathlib import Path
 
 EXAMPLE = """examples:
   threadweaver store list
-  threadweaver store clear --yes          # delete every store file
-  threadweaver store clear 1a2b3c4d5e6f7a8b --yes
+  threadweaver store clear 1a2b3c4d5e6f7a8b --yes   # one store (its id from `store list`)
+  threadweaver store clear --yes                    # every store file
 """
 
 

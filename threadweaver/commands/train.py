@@ -11,9 +11,11 @@ import argparse
 import json
 
 EXAMPLE = """example:
-  threadweaver train sft --config trainers/toy/configs/toy-threadweaver.yaml
+  threadweaver toy data --split train --mode parallel --limit 16 --out toy-train-parallel.jsonl
+  threadweaver train sft --config trainers/toy/configs/toy-threadweaver.yaml --set output_dir=sft-try
   threadweaver train sft --config my.yaml --set num_train_epochs=1 --set output_dir=/tmp/out
-  threadweaver train rl --config trainers/toy/configs/toy-rl.yaml --set steps=2 --set rollout.budget_tokens=256
+  threadweaver toy data --split train --limit 8 --out toy-rl-train.jsonl
+  threadweaver train rl --config trainers/toy/configs/toy-rl.yaml --set steps=2 --set prompts_per_step=2
 """
 
 
