@@ -21,6 +21,7 @@ import yaml
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parents[2]
+ACCELERATE = REPO_ROOT / "docs" / "accelerate"  # the documented configs (docs/distributed-training.md)
 TINY_INIT = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 1,
              "num_key_value_heads": 1, "head_dim": 64, "max_position_embeddings": 1024}  # fmt: skip
 
@@ -50,8 +51,8 @@ def _configs(tmp: Path) -> dict[str, Path]:
 
 def _launch(cfg: dict[str, Path], log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
-           "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE / "ddp_cpu.yaml"),
+           "--main_process_port", "0", "--dynamo_backend", "no",
            str(REPO_ROOT / "tests" / "trainers" / "ddp_driver.py"), str(cfg["sft-two"]), str(cfg["rl-two"])]  # fmt: skip
     return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
 
@@ -117,3 +118,15 @@ def test_two_process_checkpoints_load_in_the_hf_engine(runs, which):
     out = asyncio.run(engine.generate(Request(ids, max_tokens=8, temperature=0.0)))
     assert out.error is None and out.stop_reason in ("eos", "length", "stop")
     assert len(out.token_ids) + (out.stop_reason == "eos") >= 1  # it generated (EOS is dropped from token_ids)
+
+
+@pytest.mark.parametrize(("name", "kind"), [("fsdp2", "FSDP"), ("deepspeed_zero3", "DEEPSPEED"), ("ddp_cpu", "MULTI_GPU")])
+def test_documented_gpu_configs_parse_in_accelerate(name, kind):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(ACCELERATE / f"{name}.yaml"))
+    assert config.distributed_type.value == kind
+    if kind == "FSDP":
+        assert config.fsdp_config["fsdp_version"] == 2 and config.fsdp_config["fsdp_transformer_layer_cls_to_wrap"] == "Qwen3DecoderLayer"
+    if kind == "DEEPSPEED":
+        assert config.deepspeed_config["zero_stage"] == 3
