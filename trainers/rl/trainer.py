@@ -15,8 +15,9 @@ Why a thin loop and not transformers' Trainer: Trainer iterates a fixed dataset 
 and owns the step; an on-policy step must first generate its own batch with the current weights, then
 update exactly once on all of it (T = the batch's completion tokens). Bending Trainer to that means
 overriding its inner loop (what TRL's GRPOTrainer does in ~3,000 lines). Here the loop is ~100 lines on
-plain torch: AdamW, gradient clipping, safetensors checkpoints. Multi-process (accelerate/FSDP) is not
-built yet; the cluster path is verl (rl.md section 3).
+plain torch: AdamW, gradient clipping, safetensors checkpoints. Data parallel under `accelerate launch`
+or torchrun (trainers/rl/distributed.py: prompts dealt out by position, gradients summed, identical to one
+process); FSDP/ZeRO sharding is not built here: the cluster path is verl (rl.md section 3).
 
 Files in output_dir: rl_log.jsonl (one line per step), checkpoint-last/ (weights, tokenizer,
 optimizer.pt, state.json; written every `save_steps`, swapped in atomically, so a kill loses at most the
@@ -117,13 +118,17 @@ def find_checkpoint(out: Path) -> Path | None:
     return None
 
 
-def rollout_step(engine, model, prompts: list[dict], picked: list[int], config: RLConfig, step: int):
-    """Records of one step: every picked prompt x rollouts_per_prompt, identified and ready to grade."""
+def rollout_step(engine, model, prompts: list[dict], picked: list[int], config: RLConfig, step: int,
+                 positions: list[int] | None = None):  # fmt: skip
+    """Records of one step: every picked prompt x rollouts_per_prompt, identified and ready to grade.
+    `positions`: each picked prompt's position in the whole step (data parallelism: the seeds follow it)."""
     from harness.rollout import rollout_sync
 
     k = config.rollouts_per_prompt
     ids = [prompts[i]["prompt_ids"] for i in picked for _ in range(k)]
-    seeds = [((config.seed * 1_000_003 + step) * 10_007 + j) % 2**31 for j in range(len(ids))]
+    positions = list(range(len(picked))) if positions is None else positions
+    base = (config.seed * 1_000_003 + step) * 10_007
+    seeds = [(base + positions[j // k] * k + j % k) % 2**31 for j in range(len(ids))]
     model.eval()
     records = rollout_sync(engine, ids, config.rollout, seeds=seeds)
     for j, rec in enumerate(records):
@@ -140,6 +145,7 @@ def train_rl(config: RLConfig) -> dict:
     from harness.engines.hf import HFEngine
     from harness.pgrpo import num_completion_tokens, units_to_rows
     from harness.reward import group_advantages, pgrpo_rewards
+    from trainers.rl import distributed as dp
     from trainers.rl.update import build_tree, update
     from trainers.sft.masks import resolve_mask_kind
 
@@ -147,7 +153,8 @@ def train_rl(config: RLConfig) -> dict:
         torch.set_num_threads(config.num_threads)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    device = _device(config.device)
+    rank, size = dp.world()
+    device = _device(dp.local_device(config.device))
     ckpt = find_checkpoint(out)
     if ckpt is not None:
         state = json.loads((ckpt / "state.json").read_text())
@@ -164,15 +171,18 @@ def train_rl(config: RLConfig) -> dict:
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True, map_location=device))
         start = json.loads((ckpt / "state.json").read_text())["step"]
     prompts = read_prompts(config.dataset_path, tokenizer, config.max_examples)
-    truncate_log(out / LOG_NAME, start)
+    if rank == 0:
+        truncate_log(out / LOG_NAME, start)
     ref = load_policy(config.model, device, kind)[0].eval().requires_grad_(False) if config.kl_monitor else None
     engine = HFEngine.from_model(model, tokenizer, device=device, max_batch_size=config.max_batch_size)
     eos = tokenizer.eos_token_id
-    (out / "rl_config.json").write_text(json.dumps(config.to_dict(), indent=1) + "\n")
+    if rank == 0:
+        (out / "rl_config.json").write_text(json.dumps(config.to_dict(), indent=1) + "\n")
     for step in range(start, config.steps):
         t0 = time.perf_counter()
         picked = step_prompts(len(prompts), config.prompts_per_step, step, config.seed)
-        records = rollout_step(engine, model, prompts, picked, config, step)
+        mine = dp.my_positions(len(picked), rank, size)
+        records = rollout_step(engine, model, prompts, [picked[p] for p in mine], config, step, mine)
         tg = time.perf_counter()
         rewards = pgrpo_rewards(records, config.reward, workers=config.grading_workers,
                                 deadline_s=config.grading_deadline_s)  # fmt: skip
@@ -180,30 +190,43 @@ def train_rl(config: RLConfig) -> dict:
         advantages = group_advantages(rewards, groups, config.normalize_std)
         t1 = time.perf_counter()
         rows = [units_to_rows(rec, a, eos) for rec, a in zip(records, advantages, strict=True)]
-        num_tokens = max(1, num_completion_tokens(rows))
+        num_tokens = max(1, int(dp.all_sum(num_completion_tokens(rows), size)))
         trees = [build_tree(rs, tokenizer.pad_token_id, kind) for rs in rows if rs]
         kl = None
         for index in range(config.updates_per_step):
             stats = update(model, optimizer, trees, num_tokens, index=index, clip_low=config.clip_low,
                            clip_high=config.clip_high, on_policy=config.updates_per_step == 1,
-                           max_grad_norm=config.max_grad_norm, ref_model=ref if index == 0 else None)  # fmt: skip
+                           max_grad_norm=config.max_grad_norm, ref_model=ref if index == 0 else None,
+                           reduce_grads=dp.sum_grads if size > 1 else None)  # fmt: skip
             kl = stats["kl"] if index == 0 else kl  # the KL of the policy that sampled the batch
         t2 = time.perf_counter()
+        if size > 1:  # the whole step's figures: every rank's records in step order, losses summed
+            kl = None if kl is None else dp.all_sum(kl, size)
+            stats = stats | {k: dp.all_sum(stats[k], size) for k in ("loss", "clipped_tokens")}
+            k, parts = config.rollouts_per_prompt, dp.all_gather(list(zip(records, rewards, advantages, strict=True)), size)
+            by_position = {p: part[i * k : (i + 1) * k] for r, part in enumerate(parts)
+                           for i, p in enumerate(dp.my_positions(len(picked), r, size))}  # fmt: skip
+            records, rewards, advantages = (list(x) for x in zip(*[t for p in sorted(by_position) for t in by_position[p]], strict=True))
+        packed = int(dp.all_sum(sum(len(t.batch["input_ids"][0]) for t in trees), size))
         line = step_stats(step + 1, config, records, rewards, advantages) | {
             "loss": stats["loss"], "clipped_tokens": stats["clipped_tokens"], "grad_norm": stats["grad_norm"],
-            "kl": kl, "trained_tokens": num_tokens, "packed_tokens": sum(len(t.batch["input_ids"][0]) for t in trees),
+            "kl": kl, "trained_tokens": num_tokens, "packed_tokens": packed, "processes": size,
             "rollout_s": round(tg - t0, 3), "grading_s": round(t1 - tg, 3), "train_s": round(t2 - t1, 3),
             "rollout_tokens_per_s": round(sum(len(r.response_ids or []) for r in records) / max(tg - t0, 1e-9), 1),
             "train_tokens_per_s": round(num_tokens * config.updates_per_step / max(t2 - t1, 1e-9), 1),
         }  # fmt: skip
-        with (out / LOG_NAME).open("a") as fh:  # lines past the checkpoint are cut on resume (truncate_log)
-            fh.write(json.dumps(line) + "\n")
-        if (step + 1) % config.save_steps == 0 or step + 1 == config.steps:
-            save_checkpoint(out, model, tokenizer, optimizer, step + 1, config)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+        if rank == 0:
+            with (out / LOG_NAME).open("a") as fh:  # lines past the checkpoint are cut on resume (truncate_log)
+                fh.write(json.dumps(line) + "\n")
+            if (step + 1) % config.save_steps == 0 or step + 1 == config.steps:
+                save_checkpoint(out, model, tokenizer, optimizer, step + 1, config)
+        dp.barrier(size)
+    if rank == 0:
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    dp.barrier(size)
     lines = [json.loads(x) for x in (out / LOG_NAME).read_text().splitlines() if x.strip()]
-    if config.plot and lines:
+    if config.plot and lines and rank == 0:
         write_plot(lines, out / "rl_curves.png")
     return {"steps": len(lines), "resumed_from": start, "last": lines[-1] if lines else None,
             "reward_variant": config.reward.variant, "output_dir": str(out)}  # fmt: skip

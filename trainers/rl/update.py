@@ -80,12 +80,13 @@ def tree_logprobs(model, tree: Tree):
 
 def update(model, optimizer, trees: list[Tree], num_tokens: int, *, index: int = 0, clip_low: float = 0.2,
            clip_high: float = 0.28, on_policy: bool = True, max_grad_norm: float | None = None,
-           ref_model=None) -> dict:  # fmt: skip
+           ref_model=None, reduce_grads=None) -> dict:  # fmt: skip
     """One optimizer step over all trees (update number `index` of this rollout batch).
 
     `on_policy`: the ratio is exactly 1 (one update per batch). Otherwise the old policy is the stored log
     probabilities; where none was stored (the appended EOS), update 0's own values stand in and are kept
     in the tree for the later updates. `ref_model`: also the KL to it (k3 estimate, monitor only).
+    `reduce_grads(params)`: runs between backward and clipping (data parallelism: the sum over ranks).
     Returns loss, clipped tokens, grad norm, kl (None without ref_model)."""
     import torch
 
@@ -116,6 +117,8 @@ def update(model, optimizer, trees: list[Tree], num_tokens: int, *, index: int =
         total_loss += float(loss.detach())
         clipped += n_clipped
     params = [p for p in model.parameters() if p.requires_grad]
+    if reduce_grads is not None:
+        reduce_grads(params)
     if max_grad_norm is not None:
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
     else:

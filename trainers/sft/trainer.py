@@ -105,19 +105,30 @@ def pack_records(records: list[tuple[str, SampleRecord]], tokenizer, config: SFT
 
 
 def _make_trainer_class():
+    import torch
     from transformers import Trainer, TrainerCallback
 
     from trainers.sft.collate import model_inputs, move, packed_loss
 
     class PackedSFTTrainer(Trainer):
-        """Trainer whose loss is the mean cross-entropy over the batch's supervised tree edges."""
+        """Trainer whose loss is the mean cross-entropy over the supervised tree edges of the optimizer
+        step: all micro-batches (gradient accumulation) on all data-parallel ranks. Trainer counts them
+        (`num_items_in_batch`, from `shift_labels`: our labels are pre-shifted) and, with
+        `average_tokens_across_devices` (default), sums the count over ranks; each rank's share is then
+        scaled by the rank count because DDP/FSDP average gradients. So 2 processes x 1 row train exactly
+        like 1 process x 2 rows (tests/trainers/test_accelerate_launch.py)."""
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             # Trainer moved the tensors; the flex BlockMask follows them (collate.move)
             inputs = move(inputs, inputs["input_ids"].device)
             outputs = model(**model_inputs(inputs))
             total = packed_loss(outputs.logits, inputs["labels"], reduction="sum")
-            loss = total / inputs["num_supervised_tokens"].clamp(min=1).to(total.device)
+            if num_items_in_batch is None:  # a direct call, outside Trainer's step
+                loss = total / inputs["num_supervised_tokens"].clamp(min=1).to(total.device)
+            else:
+                loss = total / torch.as_tensor(num_items_in_batch, device=total.device).clamp(min=1)
+                if self.args.average_tokens_across_devices and self.args.world_size > 1:
+                    loss = loss * self.accelerator.num_processes
             return (loss, outputs) if return_outputs else loss
 
     class LossLog(TrainerCallback):
@@ -155,9 +166,9 @@ def train_sft(config: SFTConfig) -> dict:
     rows = pack_records(read_dataset(config.dataset_path, config.max_examples), tokenizer, config)
 
     def collator(batch):
-        return collate(
-            batch, mask=kind, pad_id=tokenizer.pad_token_id, pad_to_multiple=128 if kind == "flex" else 1
-        )
+        out = collate(batch, mask=kind, pad_id=tokenizer.pad_token_id, pad_to_multiple=128 if kind == "flex" else 1)
+        out["shift_labels"] = out["labels"]  # Trainer counts the step's supervised tokens here (pre-shifted)
+        return out
 
     trainer_cls, loss_log = _make_trainer_class()
     trainer = trainer_cls(
