@@ -132,3 +132,21 @@ def test_bad_config_is_refused_before_any_stage_runs(tmp_path, tiny_model_dir, p
         Pipeline(str(config), [])
     assert message in str(exc.value) and not work.exists()
     assert main(["datagen", "pipeline", "--config", str(config)]) == 2
+
+
+def test_readme_pipeline_config_is_accepted(tmp_path):
+    from pathlib import Path
+
+    from threadweaver.commands.datagen_pipeline import Pipeline
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("`pipeline.yaml` (keys in", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(block)
+    pipeline = Pipeline(str(config), [f"work_dir={tmp_path / 'w'}", "stage2.samples=2"])
+    assert pipeline.cfg.stages == ["stage0", "stage1", "sft1", "stage2", "sft2"]
+    assert pipeline.args["stage0"].samples == 4 and pipeline.args["stage2"].samples == 2
+    assert pipeline.args["stage2"].model == str(tmp_path / "w" / "sft1")
+    assert pipeline.args["stage2"].min_self_parallelism == 1.05 and pipeline.args["stage1"].concurrency == 16
+    assert pipeline.sft["sft2"].model == str(tmp_path / "w" / "sft1")
+    assert pipeline.sft["sft1"].dataset_path == [str(tmp_path / "w" / "stage1.jsonl")]

@@ -13,8 +13,8 @@ with its flags from the config, reading the previous stage's output in `work_dir
 
 Resume: run the same config again. Rollouts already in a stage's rollout file are not run again, stage 1
 repeats no journaled LLM call, and an SFT stage whose checkpoint was trained on the same data with the same
-section (`PIPELINE.json` in its folder) is skipped. A stage that keeps nothing stops the pipeline (exit 1)
-after the summary, which names the file with the reasons.
+section (`PIPELINE.json` in its folder) is skipped. A stage that keeps nothing stops the pipeline before
+the next stage (exit 1) after the summary, which names the file with the reasons.
 """
 
 from __future__ import annotations
@@ -132,13 +132,13 @@ class Pipeline:
     # ----------------------------------------------------------------------------------------- stages
     def run(self) -> dict:
         self.cfg.root.mkdir(parents=True, exist_ok=True)
-        for name in self.cfg.stages:
+        for i, name in enumerate(self.cfg.stages):
             print(f"== datagen pipeline: {name}", file=sys.stderr)
             try:
                 kept = getattr(self, "run_" + name[:-1])(name)
             finally:
                 self.write_summary()
-            if kept == 0 and name != "sft2":
+            if kept == 0 and i + 1 < len(self.cfg.stages):
                 raise CheckFailed(
                     f"{name} kept nothing; the pipeline stops (why: {self.summary[name]['why']})"
                 )
