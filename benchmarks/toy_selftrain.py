@@ -26,7 +26,14 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FIGURES = ("acc", "activation_ratio", "format_error_rate", "truncation_rate", "critical_path_tokens", "total_tokens")
+FIGURES = (
+    "acc",
+    "activation_ratio",
+    "format_error_rate",
+    "truncation_rate",
+    "critical_path_tokens",
+    "total_tokens",
+)
 VLLM_CPU = {"gpu_memory_utilization": 0.3, "max_model_len": 2048, "enforce_eager": True}
 
 
@@ -52,7 +59,10 @@ def evaluate(work: Path, model: Path, name: str, limit: int) -> dict:
     cached = work / f"eval-{name}.json"
     if cached.is_file():
         return json.loads(cached.read_text())
-    log(work, f"eval {name}: lm_eval --model threadweaver ({model}, engine=vllm) --tasks tw_toy --limit {limit}")
+    log(
+        work,
+        f"eval {name}: lm_eval --model threadweaver ({model}, engine=vllm) --tasks tw_toy --limit {limit}",
+    )
     row = _lm_eval(model, True, "vllm", limit, work / f"lm_eval-{name}")
     row = {k: row[k] for k in FIGURES if k in row}
     cached.write_text(json.dumps(row, indent=1) + "\n")
@@ -64,7 +74,9 @@ def self_train(work: Path, under: Path, args) -> dict:
     from threadweaver_tasks.toy import GRADING, make_split
 
     problems = work / "stage2_problems.jsonl"
-    picked = make_split("train", args.train_examples + args.problems)[args.train_examples :]  # unseen in step 1
+    picked = make_split("train", args.train_examples + args.problems)[
+        args.train_examples :
+    ]  # unseen in step 1
     problems.write_text("".join(json.dumps({"id": p.problem_id, "problem": p.question, "answer": p.answer}) + "\n"
                                 for p in picked))  # fmt: skip
     recipe = yaml.safe_load((REPO / "trainers/toy/configs/toy-threadweaver.yaml").read_text())
@@ -84,15 +96,19 @@ def self_train(work: Path, under: Path, args) -> dict:
     log(work, "step 3: " + " ".join(cmd))
     proc = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"the pipeline exited with {proc.returncode}; see {work / 'pipeline' / 'summary.json'}")
+        raise SystemExit(
+            f"the pipeline exited with {proc.returncode}; see {work / 'pipeline' / 'summary.json'}"
+        )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", required=True, help="work folder (reruns resume here)")
-    p.add_argument("--train-examples", type=int, default=1200, help="train problems of the under-trained model")
-    p.add_argument("--problems", type=int, default=400, help="unseen train problems for stage 2")
+    p.add_argument(
+        "--train-examples", type=int, default=1200, help="train problems of the under-trained model"
+    )
+    p.add_argument("--problems", type=int, default=200, help="unseen train problems for stage 2")
     p.add_argument("--samples", type=int, default=4, help="stage-2 samples per problem")
     p.add_argument("--temperature", type=float, default=1.0, help="stage-2 sampling temperature")
     p.add_argument("--sft-epochs", type=float, default=1.0)
