@@ -79,6 +79,9 @@ def test_pipeline_end_to_end_then_resumes_without_repeating(tmp_path, tiny_model
         s2 = summary["stage2"]
         assert (s2["in"], s2["kept"], s2["dropped"]) == (6, 2, {"wrong": 2, "low_acceleration": 2})
         assert (summary["sft2"]["in"], summary["sft2"]["steps"]) == (2, 2)
+        assert all(
+            isinstance(summary[s][k], float) for s in ("sft1", "sft2") for k in ("first_loss", "final_loss")
+        )
         sft2_config = json.loads((work / "sft2" / "config.json").read_text())
         assert (
             sft2_config["vocab_size"] == json.loads((work / "sft1" / "config.json").read_text())["vocab_size"]

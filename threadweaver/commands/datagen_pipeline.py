@@ -194,8 +194,9 @@ class Pipeline:
             return 0
         marker.unlink(missing_ok=True)
         result = train_sft(config)
+        losses = {k: result.get(k) for k in ("first_loss", "final_loss")}  # nan when no step was logged: None
         row = {"in": rows, "kept": rows, "out": str(out), "steps": result.get("steps"),
-               "first_loss": result.get("first_loss"), "final_loss": result.get("final_loss")}  # fmt: skip
+               **{k: v if isinstance(v, float) and v == v else None for k, v in losses.items()}}  # fmt: skip
         marker.write_text(json.dumps({"fingerprint": fingerprint, "summary": row}, indent=1) + "\n")
         self.summary[name] = row | {"skipped": False}
         return rows
