@@ -53,6 +53,42 @@ def train_under(work: Path, examples: int) -> Path:
     return out / "toy-threadweaver"
 
 
+def train_more(work: Path, under: Path, args) -> Path:
+    """Step 1b: SFT from `under` on the gold parallel renderings of the next `--more-examples` train
+    problems (the toy recipe's settings, learning rate `--more-lr`): tunes the start into the 40-80% band."""
+    import yaml
+    from threadweaver_tasks.toy import make_split, to_record
+
+    from trainers.sft.config import load_sft_config
+    from trainers.sft.trainer import train_sft
+
+    out = work / "under-more"
+    if args.more_examples == 0:
+        return under
+    if (out / "TRAINING.json").is_file():
+        return out
+    data = work / "more.jsonl"
+    picked = make_split("train", args.train_examples + args.more_examples)[args.train_examples :]
+    data.write_text("".join(to_record(p, "parallel").to_json() + "\n" for p in picked))
+    config = work / "more.yaml"
+    config.write_text(yaml.safe_dump(sft_section(under, args.more_lr, 1.0) | {"dataset_path": [str(data)],
+                                                                          "output_dir": str(out)}))  # fmt: skip
+    log(work, f"step 1b: threadweaver train sft --config {config}")
+    summary = train_sft(load_sft_config(config))
+    (out / "TRAINING.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return out
+
+
+def sft_section(model: Path, lr: float, epochs: float) -> dict:
+    """The toy recipe's SFT settings (trainers/toy/configs/toy-threadweaver.yaml) for fine-tuning `model`."""
+    import yaml
+
+    recipe = yaml.safe_load((REPO / "trainers/toy/configs/toy-threadweaver.yaml").read_text())
+    drop = ("dataset_path", "output_dir", "model_init", "extra_tokens", "max_examples", "warmup_steps")
+    sft = {k: v for k, v in recipe.items() if k not in drop}
+    return sft | {"model": str(model), "learning_rate": lr, "num_train_epochs": epochs, "logging_steps": 5}
+
+
 def evaluate(work: Path, model: Path, name: str, limit: int) -> dict:
     from threadweaver.commands.toy import _lm_eval
 
@@ -74,20 +110,15 @@ def self_train(work: Path, under: Path, args) -> dict:
     from threadweaver_tasks.toy import GRADING, make_split
 
     problems = work / "stage2_problems.jsonl"
-    picked = make_split("train", args.train_examples + args.problems)[
-        args.train_examples :
-    ]  # unseen in step 1
+    seen = args.train_examples + args.more_examples  # stage 2's problems: unseen in steps 1 and 1b
+    picked = make_split("train", seen + args.problems)[seen:]
     problems.write_text("".join(json.dumps({"id": p.problem_id, "problem": p.question, "answer": p.answer}) + "\n"
                                 for p in picked))  # fmt: skip
-    recipe = yaml.safe_load((REPO / "trainers/toy/configs/toy-threadweaver.yaml").read_text())
-    sft = {k: v for k, v in recipe.items() if k not in ("dataset_path", "output_dir", "model_init", "extra_tokens",
-                                                          "max_examples", "warmup_steps")}  # fmt: skip
-    sft |= {"model": str(under), "learning_rate": args.sft_lr, "num_train_epochs": args.sft_epochs,
-            "logging_steps": 5}  # fmt: skip
+    sft = sft_section(under, args.sft_lr, args.sft_epochs)
     config = {
         "work_dir": str(work / "pipeline"), "problems": str(problems), "stages": ["stage2", "sft2"],
         "stage2": {"engine": "vllm", "model": str(under), "samples": args.samples, "temperature": args.temperature,
-                   "seed": 0, "grading": GRADING, "budget_tokens": 1024, **VLLM_CPU},
+                   "grading": GRADING, "budget_tokens": 1024, **VLLM_CPU},
         "sft2": sft,
     }  # fmt: skip
     path = work / "pipeline.yaml"
@@ -108,6 +139,8 @@ def main() -> int:
     p.add_argument(
         "--train-examples", type=int, default=1200, help="train problems of the under-trained model"
     )
+    p.add_argument("--more-examples", type=int, default=800, help="step 1b's train problems (0: no step 1b)")
+    p.add_argument("--more-lr", type=float, default=2e-3, help="step 1b's learning rate")
     p.add_argument("--problems", type=int, default=200, help="unseen train problems for stage 2")
     p.add_argument("--samples", type=int, default=4, help="stage-2 samples per problem")
     p.add_argument("--temperature", type=float, default=1.0, help="stage-2 sampling temperature")
@@ -117,8 +150,8 @@ def main() -> int:
     args = p.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    under = train_under(work, args.train_examples)
-    before = evaluate(work, under, "under", args.eval_limit)
+    under = train_more(work, train_under(work, args.train_examples), args)
+    before = evaluate(work, under, under.name, args.eval_limit)
     log(work, f"under-trained: {before}")
     summary = self_train(work, under, args)
     after = evaluate(work, work / "pipeline" / "sft2", "selftrained", args.eval_limit)
