@@ -146,4 +146,8 @@ def test_datagen_pipeline_stage1_on_vllm_records_why_each_trace_is_dropped(
     journal = [json.loads(x) for x in (work / "step1_structure.jsonl").read_text().splitlines()]
     answered = [e for e in journal if e["error"] is None]
     assert len(journal) == 4 and len(answered) == 3
+    # the tiny model's replies are not the JSON step 1 asks for: dropped there, each with its reason
+    others = [d for tid, d in dropped.items() if tid != f"{long['id']}#0"]
+    assert [d["step"] for d in others] == [1, 1, 1]
+    assert all(d["reason"].startswith(("truncated", "malformed")) for d in others), others
     assert all(e["response_id"] and e["prompt_tokens"] > 0 and e["completion_tokens"] > 0 for e in answered)
