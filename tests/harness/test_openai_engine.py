@@ -130,7 +130,7 @@ def test_datagen_pipeline_stage1_on_vllm_records_why_each_trace_is_dropped(
     traces.write_text("".join(json.dumps(r) + "\n" for r in [*short, long]))
     config = tmp_path / "pipeline.yaml"
     config.write_text(yaml.safe_dump({
-        "work_dir": str(tmp_path / "work"), "problems": str(traces), "traces": str(traces), "stages": ["stage1"],
+        "work_dir": str(tmp_path / "work"), "traces": str(traces), "stages": ["stage1"],
         "stage1": {"base_url": base, "model": str(model), "max_tokens": 48, "retries": 1, "backoff_s": 0.1,
                    "concurrency": 2, "timeout_s": 120},
     }))  # fmt: skip

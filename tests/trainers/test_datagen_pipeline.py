@@ -122,6 +122,7 @@ def test_a_stage_that_keeps_nothing_stops_the_pipeline(tmp_path, tiny_model_dir,
     ({"stages": ["stage1", "stage0"]}, "pipeline.yaml: stages must be in pipeline order"),
     ({"stage1": {"concurrency": "many"}}, "pipeline.yaml: stage1: argument concurrency: invalid int value: 'many'"),
     ({"workdir": "x"}, "pipeline.yaml: unknown key 'workdir'; did you mean 'work_dir'?"),
+    ({"problems": None}, "pipeline.yaml: problems: needed by stage0 and stage2"),
 ])  # fmt: skip
 def test_bad_config_is_refused_before_any_stage_runs(tmp_path, tiny_model_dir, patch, message):
     config, work = setup(tmp_path, tiny_model_dir, "http://127.0.0.1:9/v1")

@@ -43,8 +43,8 @@ class PipelineConfig:
     work_dir: str
     """Folder of every stage's outputs: stage0.jsonl, stage1.jsonl (+ .work/), sft1/, stage2.jsonl, sft2/,
     summary.json."""
-    problems: str
-    """JSONL of problems (`id`, `problem`, `answer`): stage 0's and stage 2's prompts."""
+    problems: str | None = None
+    """JSONL of problems (`id`, `problem`, `answer`): stage 0's and stage 2's prompts (needed by them only)."""
     stages: list[str] = field(default_factory=lambda: list(STAGES))
     """The stages to run, in pipeline order; a later stage reads an earlier one's output from work_dir."""
     traces: str | None = None
@@ -70,6 +70,10 @@ class PipelineConfig:
             )
         if self.traces is not None and "stage0" in self.stages:
             raise ValueError("traces replaces stage 0's output: drop stage0 from stages, or drop traces")
+        if self.problems is None and (
+            "stage0" in self.stages or ("stage2" in self.stages and not self.stage2_problems)
+        ):
+            raise ValueError("problems: needed by stage0 and stage2 (a JSONL of id, problem, answer)")
         for name in STAGES:
             section = getattr(self, name)
             if not isinstance(section, dict):
