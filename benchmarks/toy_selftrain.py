@@ -5,16 +5,20 @@ model's own correct, valid trajectories raise its held-out accuracy or activatio
 
 Steps (each skipped when its output is already there, so a rerun resumes; WORK/log.txt has the commands):
 1. an under-trained toy-threadweaver: the toy recipe (trainers/toy/configs/toy-threadweaver.yaml through
-   threadweaver/toy_models.py) on only the first `--train-examples` train problems, into WORK/under;
+   threadweaver/toy_models.py) on only the first `--train-examples` train problems, into WORK/under
+   (1,200 problems, 150 steps: 1% held-out accuracy, too weak), then 1b: SFT from it on the gold renderings
+   of the next `--more-examples` problems (800, 100 steps at `--more-lr`), into WORK/under-more;
 2. its held-out figures: the real `lm_eval --model threadweaver` CLI, vllm engine, greedy, the first
    `--eval-limit` tw_toy test problems (threadweaver/commands/toy.py, as `threadweaver toy demo` runs it);
-3. `threadweaver datagen pipeline` with stages [stage2, sft2] (WORK/pipeline.yaml): WORK/under's parallel
+3. `threadweaver datagen pipeline` with stages [stage2, sft2] (WORK/pipeline.yaml): that model's parallel
    rollouts (vllm, `--samples` per problem, temperature `--temperature`) over `--problems` train problems
-   it never saw, only correct and valid trajectories kept, then SFT from WORK/under on them
+   it never saw, only correct and valid trajectories kept, then SFT from that model on them
    (`--sft-epochs`, learning rate `--sft-lr`);
 4. the figures of step 2 for WORK/pipeline/sft2.
 Prints one JSON object (also WORK/result.json): both models' accuracy, activation_ratio, format_error_rate,
 critical_path_tokens, and the pipeline summary (what stage 2 kept and why the rest was dropped).
+Stage 2 sets no per-request seed: vLLM's CPU sampler crashed on seeded requests here ("CPU Generator does
+not use offset"; the rollout recorded every sample as an engine error).
 """
 
 from __future__ import annotations
@@ -141,7 +145,7 @@ def main() -> int:
     )
     p.add_argument("--more-examples", type=int, default=800, help="step 1b's train problems (0: no step 1b)")
     p.add_argument("--more-lr", type=float, default=2e-3, help="step 1b's learning rate")
-    p.add_argument("--problems", type=int, default=200, help="unseen train problems for stage 2")
+    p.add_argument("--problems", type=int, default=100, help="unseen train problems for stage 2")
     p.add_argument("--samples", type=int, default=4, help="stage-2 samples per problem")
     p.add_argument("--temperature", type=float, default=1.0, help="stage-2 sampling temperature")
     p.add_argument("--sft-epochs", type=float, default=1.0)
