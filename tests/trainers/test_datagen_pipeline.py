@@ -121,6 +121,7 @@ def test_a_stage_that_keeps_nothing_stops_the_pipeline(tmp_path, tiny_model_dir,
     ({"stage0": {"out": "x.jsonl"}}, "pipeline.yaml: stage0.out: set by the pipeline"),
     ({"stages": ["stage1", "stage0"]}, "pipeline.yaml: stages must be in pipeline order"),
     ({"stage1": {"concurrency": "many"}}, "pipeline.yaml: stage1: argument concurrency: invalid int value: 'many'"),
+    ({"stage0": {"engine": "no-such-engine"}}, "stage0: argument engine: invalid choice: 'no-such-engine'"),
     ({"workdir": "x"}, "pipeline.yaml: unknown key 'workdir'; did you mean 'work_dir'?"),
     ({"problems": None}, "pipeline.yaml: problems: needed by stage0 and stage2"),
 ])  # fmt: skip

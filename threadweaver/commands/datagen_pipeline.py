@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -56,7 +57,10 @@ def stage_parser(name: str, where: str) -> argparse.ArgumentParser:
     parser = sub.choices[name]
 
     def error(message: str):
-        raise InputError(f"{where}: {message.replace('--', '').replace('-', '_')}")
+        keys = re.sub(
+            r"--([a-z][a-z0-9-]*)", lambda m: m.group(1).replace("-", "_"), message
+        )  # flags as keys
+        raise InputError(f"{where}: {keys}")
 
     parser.error = error
     return parser
