@@ -106,3 +106,48 @@ def test_openai_engine_returns_the_models_logprobs(server):
     assert len(out.logprobs) == len(out.token_ids) == 12
     want = forward_logprobs(model, ids, out.token_ids)
     assert max(abs(a - b) for a, b in zip(out.logprobs, want, strict=True)) < 1e-3, (out.logprobs, want)
+
+
+def test_datagen_pipeline_stage1_on_vllm_records_why_each_trace_is_dropped(
+    server, tmp_path, shared_data, capsys
+):
+    """Issue 15's plumbing run: `datagen pipeline` (stage 1 only) against this vLLM OpenAI server. The tiny
+    model's replies are no use as rewrites; every trace must still end kept or dropped with its reason."""
+    import json
+
+    import yaml
+
+    from threadweaver.cli import main
+
+    base, model = server
+    rows = [json.loads(x) for x in (shared_data / "math500.jsonl").read_text().splitlines()]
+    # step 1's prompt is about 1,540 characters (one token each) plus the problem and the trace
+    short = [r for r in rows if len(r["problem"] + r["solution"]) < 400 and r["solution"].count("\n") >= 2][
+        :3
+    ]
+    long = next(r for r in rows if len(r["solution"]) > 2500)  # with the prompt, over --max-model-len 2048
+    traces = tmp_path / "math500_solutions.jsonl"
+    traces.write_text("".join(json.dumps(r) + "\n" for r in [*short, long]))
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump({
+        "work_dir": str(tmp_path / "work"), "traces": str(traces), "stages": ["stage1"],
+        "stage1": {"base_url": base, "model": str(model), "max_tokens": 48, "retries": 1, "backoff_s": 0.1,
+                   "concurrency": 2, "timeout_s": 120},
+    }))  # fmt: skip
+    assert main(["datagen", "pipeline", "--config", str(config), "--json"]) == 0
+    s1 = json.loads(capsys.readouterr().out.splitlines()[-1])["stage1"]
+    work = tmp_path / "work" / "stage1.work"
+    dropped = {d["trace_id"]: d for d in map(json.loads, (work / "dropped.jsonl").read_text().splitlines())}
+    assert s1["in"] == 4 and s1["kept"] + len(dropped) == 4
+    assert sum(n for by_reason in s1["dropped"].values() for n in by_reason.values()) == len(dropped)
+    assert all(d["step"] in (1, 2, 3, 4, 5) and d["reason"] for d in dropped.values())
+    # the over-long trace: vLLM refuses the request (HTTP 400, not retried), recorded as an LLM error
+    assert dropped[f"{long['id']}#0"]["reason"].startswith("llm_error: HTTP 400")
+    journal = [json.loads(x) for x in (work / "step1_structure.jsonl").read_text().splitlines()]
+    answered = [e for e in journal if e["error"] is None]
+    assert len(journal) == 4 and len(answered) == 3
+    # the tiny model's replies are not the JSON step 1 asks for: dropped there, each with its reason
+    others = [d for tid, d in dropped.items() if tid != f"{long['id']}#0"]
+    assert [d["step"] for d in others] == [1, 1, 1]
+    assert all(d["reason"].startswith(("truncated", "malformed")) for d in others), others
+    assert all(e["response_id"] and e["prompt_tokens"] > 0 and e["completion_tokens"] > 0 for e in answered)

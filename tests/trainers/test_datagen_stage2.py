@@ -84,3 +84,15 @@ def test_stage0_sequential_keeps_correct_traces(tmp_path, capsys):
     assert all(r.run.rollout["parallel"] is False and r.grade.correct for r in recs)
     assert _run("stage0", prompts, script, out, "--max-per-problem", "0") == 2
     assert "max-per-problem must be >= 1" in capsys.readouterr().err
+
+
+def test_an_engine_error_is_its_own_drop_reason():
+    from harness.grading import Grade
+    from harness.records import SampleRecord
+    from trainers.datagen.select import SelectConfig, select_records
+
+    failed = SampleRecord("p1", 0, "", gold="7", end_reason="error", grade=Grade("no_answer", None, None))
+    unanswered = SampleRecord("p2", 0, "<think>\nhm\n</think>", gold="7", end_reason="eos",
+                              grade=Grade("no_answer", None, None))  # fmt: skip
+    kept, dropped = select_records([failed, unanswered], SelectConfig())
+    assert kept == [] and dropped == {"engine_error": 1, "wrong": 1}

@@ -19,14 +19,15 @@ EXAMPLE = """examples:
   threadweaver datagen stage0 --prompts problems.jsonl --engine vllm --model M --samples 4 --out seq.jsonl
   threadweaver datagen stage1 seq.jsonl --base-url http://127.0.0.1:8000/v1 --model gpt-x --out stage1.jsonl
   threadweaver datagen stage2 --prompts problems.jsonl --engine vllm --model sft1 --samples 8 --out stage2.jsonl
+  threadweaver datagen pipeline --config pipeline.yaml    # stage 0 -> 1 -> SFT -> 2 -> SFT
 """
 
 
 def add_parser(subparsers) -> None:
-    from threadweaver.commands import datagen_rollout, datagen_stage1
+    from threadweaver.commands import datagen_pipeline, datagen_rollout, datagen_stage1
 
     parser = subparsers.add_parser(
-        "datagen", help="Parallel training data: stage0, stage1 (LLM rewrite), stage2 (self-training), stats",
+        "datagen", help="Parallel training data: stage0, stage1 (LLM rewrite), stage2 (self-training), pipeline, stats",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     sub = parser.add_subparsers(dest="datagen_command", metavar="ACTION", required=True)
@@ -48,6 +49,7 @@ def add_parser(subparsers) -> None:
     stats.set_defaults(func=run_stats)
     datagen_rollout.add_parsers(sub)
     datagen_stage1.add_parser(sub)
+    datagen_pipeline.add_parser(sub)
 
 
 def read_texts(path: Path) -> tuple[list[str], set[str]]:

@@ -47,6 +47,15 @@ def rollouts_path(out: Path) -> Path:
 
 
 def run(args) -> int:
+    summary = rollout_and_select(args)
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+def rollout_and_select(args) -> dict:
+    """Roll out (resuming), rebuild OUT from every rollout; the selection summary."""
+    from harness.errors import CheckFailed
     from harness.records import RecordWriter, read_records
     from threadweaver.commands import rollout
     from trainers.datagen.select import SelectConfig, select_records
@@ -61,7 +70,7 @@ def run(args) -> int:
         raise InputError("--rollouts must differ from --out")
     code = rollout.run(argparse.Namespace(**{**vars(args), "out": str(raw)}))
     if code:
-        return code
+        raise CheckFailed(f"{args.stage}: the rollout exited with {code}")
     records = [rec for _, rec in read_records(raw)]
     kept, dropped = select_records(records, limits)
     tmp = out.with_name(out.name + ".tmp")
@@ -74,6 +83,4 @@ def run(args) -> int:
                "problems": len({r.problem_id for r in records}), "problems_kept": len({r.problem_id for r in kept})}  # fmt: skip
     print(f"{args.stage}: kept {len(kept)} of {len(records)} rollouts ({summary['problems_kept']} of "
           f"{summary['problems']} problems) -> {out}; dropped {dict(dropped) or 'none'}", file=sys.stderr)  # fmt: skip
-    if args.json:
-        print(json.dumps(summary))
-    return 0
+    return summary

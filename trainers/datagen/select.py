@@ -3,7 +3,8 @@ correct, well-formed parallel trajectories; threadweaver.md section 4).
 
     kept, dropped = select_records(records, SelectConfig(max_total_tokens=40960, max_per_problem=4))
 
-A record is dropped, first reason wins: `not_graded` (no grade: the problem had no answer), `wrong` (any
+A record is dropped, first reason wins: `engine_error` (the rollout ended with an engine error: nothing
+the model wrote is there to judge), `not_graded` (no grade: the problem had no answer), `wrong` (any
 grade but correct: wrong, no_answer, truncated, timeout, grader_error), `invalid` (the format's checker
 failed or the rollout recorded a fault), `too_long` (total tokens over the limit), `low_acceleration`
 (self-parallelism under the minimum), `over_per_problem` (the problem already has `max_per_problem` kept
@@ -17,7 +18,15 @@ from dataclasses import dataclass
 
 from harness.records import SampleRecord
 
-DROP_REASONS = ("not_graded", "wrong", "invalid", "too_long", "low_acceleration", "over_per_problem")
+DROP_REASONS = (
+    "engine_error",
+    "not_graded",
+    "wrong",
+    "invalid",
+    "too_long",
+    "low_acceleration",
+    "over_per_problem",
+)
 
 
 @dataclass
@@ -39,6 +48,8 @@ class SelectConfig:
 
 
 def drop_reason(rec: SampleRecord, config: SelectConfig) -> str | None:
+    if rec.end_reason == "error":
+        return "engine_error"
     if rec.grade is None:
         return "not_graded"
     if not rec.grade.correct:
