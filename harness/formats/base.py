@@ -91,6 +91,9 @@ class ParallelFormat:
     was trained on; "approximate": same text and visibility, but the model was trained with restarted
     (shared) position ids that ordinary requests do not reproduce (formats.md section 1). Carried into
     every result file and leaderboard row of a run in this format."""
+    checker: ClassVar[str] = ""
+    """Which strict checker `validate` implements and its version; result files carry it as
+    `format_checker` next to `format_valid_strict` (formats.md section 4)."""
     answer_extract: ClassVar[tuple[str, ...]] = ("boxed",)
     """Answer extractors of the shared protocol for this format, added to the task's grading rule
     (harness.grading.with_extractors) wherever a run in this format is graded."""

@@ -84,6 +84,7 @@ class MultiverseFormat(ParallelFormat):
     fork_trigger = GOAL_CLOSE
     max_depth = MAX_DEPTH
     fidelity = "approximate"
+    checker = "multiverse-v1 (MV@4cbc487 validate_xml_structure rules, formats.md section 4)"
 
     def plan_fork(self, step_text: str) -> ForkPlan:
         if GOAL_OPEN not in step_text:

@@ -82,6 +82,7 @@ class NPRFormat(ParallelFormat):
     min_fork_budget_tokens = MIN_FORK_BUDGET_TOKENS
     branch_sampling = {"repetition_penalty": STEP_REPETITION_PENALTY}
     fidelity = "approximate"
+    checker = "npr-v1 (NPR@e148ad5 compute_format_score rules, formats.md section 4)"
 
     def plan_fork(self, step_text: str) -> ForkPlan:
         if GUIDELINE_OPEN not in step_text:

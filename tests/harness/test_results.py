@@ -135,7 +135,7 @@ def test_a_v1_file_is_upgraded_to_fractions(tmp_path):
     path = tmp_path / "old.json"
     path.write_text(json.dumps(data))
     r = load_result(path)
-    assert (r.schema_version, r.aggregates.accuracy, r.aggregates.activation_ratio) == (2, 0.799, 0.852)
+    assert (r.schema_version, r.aggregates.accuracy, r.aggregates.activation_ratio) == (results.SCHEMA_VERSION, 0.799, 0.852)
     assert r.count_unit is None
 
 
