@@ -265,7 +265,7 @@ def reprefill_tokens(prompt_ids: Sequence[int] | None, response_ids: Sequence[in
                      units: Sequence) -> int | None:  # fmt: skip
     """Prompt tokens the engine must prefill again within a trajectory (formats.md section 4,
     `reprefill_tokens`): over every request after the first, the prompt tokens that are not a prefix of an
-    earlier finished request's prompt + completion. That is what an unlimited, token-granular prefix cache
+    earlier finished request's prompt + completion (less its last sampled token). That is what an unlimited, token-granular prefix cache
     still computes (the joins' branches 2..n, inserted text, and the last sampled token of a continued
     request); an engine with block-granular or evicted cache blocks prefills at least this much.
     A unit's prompt is `(prompt_ids + response_ids)[:context_tokens] + inserted_ids` (harness/records.py).
@@ -275,7 +275,9 @@ def reprefill_tokens(prompt_ids: Sequence[int] | None, response_ids: Sequence[in
     trajectory = np.asarray(list(prompt_ids) + list(response_ids), dtype=np.int64)
     reqs = sorted(units, key=lambda u: (u.start_s, u.end_s))
     tails = [np.asarray(list(u.inserted_ids), dtype=np.int64) for u in reqs]
-    seqs = [np.concatenate([t, np.asarray(u.completion_ids, dtype=np.int64)]) for u, t in zip(reqs, tails, strict=True)]
+    # what a finished request leaves in the cache: its prompt and completion but the last sampled token,
+    # which the engine never ran the model on
+    seqs = [np.concatenate([t, np.asarray(u.completion_ids[:-1], dtype=np.int64)]) for u, t in zip(reqs, tails, strict=True)]
     total = 0
     for i in range(1, len(reqs)):
         ci, own = reqs[i].context_tokens, tails[i]
