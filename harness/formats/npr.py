@@ -106,6 +106,10 @@ class NPRFormat(ParallelFormat):
     def instruction(self, question: str) -> list[dict] | None:
         return [{"role": "user", "content": npr_prompt(question)}]
 
+    def close_text(self, summary: str, join: str) -> str:
+        self.check_join(join)
+        return f"{summary}\n{TAKEAWAY_CLOSE}"  # after the runtime's "<takeaway>\n"
+
     def plan_text(self, branch_ids: list[str], plans: list[str] | None = None) -> str:
         plans = plans or [f"part {i}" for i in branch_ids]
         body = "".join(f"{PLAN_OPEN}{i}: {p}{PLAN_CLOSE}\n" for i, p in zip(branch_ids, plans, strict=True))
