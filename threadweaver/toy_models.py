@@ -1,6 +1,7 @@
-"""Re-create the shipped toy models models/toy-threadweaver and models/toy-sequential (issue 5).
+"""Re-create the shipped toy models models/toy-threadweaver and models/toy-sequential (issue 5), and the
+toy task in the peer formats, models/toy-npr and models/toy-multiverse (issue 16).
 
-    threadweaver toy train [--which threadweaver|sequential|both]
+    threadweaver toy train [--which threadweaver|sequential|both|npr|multiverse]
 
 Each model: the toy task's train split rendered one way (tasks/toy.py), as sample records, then trie-packed
 SFT with trainers/toy/configs/toy-<name>.yaml plus the task's step tokens (STEP_TOKENS), each model
