@@ -66,6 +66,19 @@ class Row:
     fidelity: str | None = None
     """"approximate" when the run used ordinary positions on a model trained with restarted ones
     (formats.md section 1); shown next to the provenance."""
+    accuracy_untruncated: float | None = None
+    truncation_rate: float | None = None
+    trigger_rate: float | None = None
+    format_valid_strict: float | None = None
+    format_valid_lenient: float | None = None
+    format_error: float | None = None
+    no_tags: float | None = None
+    inserted_tokens: float | None = None
+    reprefill_tokens: float | None = None
+    tps_ratio: float | None = None
+    """TPS-ratio speedup vs `tps_baseline` (formats.md section 4): its own column, apart from `speedup`."""
+    tps_baseline: str | None = None
+    format_checker: str | None = None
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
     """95% bootstrap intervals over problems of accuracy and the plotted costs (measured results; not in
     the CSV)."""
@@ -108,6 +121,26 @@ def _speedup_row(result: Result, peers: dict[tuple[str, str], Result], baseline:
     return None, None, None
 
 
+EXTRA_FIELDS = ("accuracy_untruncated", "truncation_rate", "trigger_rate", "format_valid_strict",
+                "format_valid_lenient", "format_error", "no_tags", "inserted_tokens", "reprefill_tokens")
+"""Row figures copied from the result's aggregates (formats.md section 4); averaged on the average board."""
+
+
+def _tps_row(result: Result, peers: dict[tuple[str, str], Result], baseline: str | None) -> tuple:
+    """(tps_ratio, its baseline): measured vs the board's measured baseline on the same engine (version and
+    dtype), or a reported file's own figure and baseline; else Nones."""
+    agg = result.aggregates
+    if result.provenance == "reported" or not result.samples:
+        return (agg.tps_ratio, agg.tps_baseline) if agg.tps_ratio is not None else (None, None)
+    base = peers.get((baseline, "measured")) if baseline else None
+    if base is None or agg.tokens_per_s is None:
+        return None, None
+    if (base.engine, base.engine_version, base.dtype) != (result.engine, result.engine_version, result.dtype):
+        return None, None
+    ratio = metrics.tps_ratio(agg.tokens_per_s, base.aggregates.tokens_per_s)
+    return (ratio, baseline) if ratio is not None else (None, None)
+
+
 def _intervals(result: Result) -> dict[str, tuple[float, float]]:
     """95% bootstrap intervals over problems of accuracy and the mean costs of a measured result."""
     if not result.samples:
@@ -145,9 +178,12 @@ def build_boards(entries: list[tuple[Path, Result]], config: BoardsConfig | None
             r = peers[key]
             sp, lo, hi = _speedup_row(r, peers, baseline, notes)
             a = r.aggregates
+            tps, tps_base = _tps_row(r, peers, baseline)
             rows.append(Row(r.model.name, r.provenance, a.accuracy, a.critical_path_tokens, a.total_tokens,
                             a.self_parallelism, a.activation_ratio, sp, lo, hi, a.wall_s,
-                            r.num_samples_per_problem, fidelity=r.fidelity, ci=_intervals(r)))
+                            r.num_samples_per_problem, fidelity=r.fidelity, ci=_intervals(r),
+                            tps_ratio=tps, tps_baseline=tps_base, format_checker=r.format_checker,
+                            **{name: getattr(a, name) for name in EXTRA_FIELDS}))  # fmt: skip
         boards.append(Board(bench, config.titles.get(bench, bench), baseline, _finish(rows), notes))
     average = _average_board([b for b in boards if b.name in config.average], config)
     return boards + ([average] if average else [])
@@ -169,7 +205,7 @@ def _average_board(boards: list[Board], config: BoardsConfig) -> Board | None:
 
     rows = [Row(model, prov, mean(rs, "accuracy"), mean(rs, "critical_path_tokens"), mean(rs, "total_tokens"),
                 mean(rs, "self_parallelism"), mean(rs, "activation_ratio"), mean(rs, "speedup"),
-                fidelity=_fidelity(rs))
+                fidelity=_fidelity(rs), **{name: mean(rs, name) for name in EXTRA_FIELDS})
             for (model, prov), rs in sorted(cells.items()) if len(rs) == wanted]
     if not rows:
         return None
@@ -203,6 +239,10 @@ def _fmt(x: float | None, pattern: str) -> str:
     return "-" if x is None else pattern.format(x)
 
 
+def _pct(x: float | None) -> str:
+    return _fmt(None if x is None else 100 * x, "{:.1f}")
+
+
 def render_markdown(board: Board, plots: list[str]) -> str:
     base = board.baseline or "none"
     lines = [f"# {board.title}", "",
@@ -215,14 +255,34 @@ def render_markdown(board: Board, plots: list[str]) -> str:
         speed = _fmt(r.speedup, "{:.2f}x")
         if r.speedup_ci_low is not None:
             speed += f" [{r.speedup_ci_low:.2f}, {r.speedup_ci_high:.2f}]"
-        prov = r.provenance + (", fidelity approximate" if r.fidelity == "approximate" else "")
         lines.append(
-            f"| {r.model} | {prov} | {_fmt(r.num_samples_per_problem, '{}')} | {100 * r.accuracy:.1f} "
+            f"| {r.model} | {_provenance(r)} | {_fmt(r.num_samples_per_problem, '{}')} | {100 * r.accuracy:.1f} "
             f"| {fmt_tokens(r.critical_path_tokens)} | {fmt_tokens(r.total_tokens)} "
-            f"| {_fmt(r.self_parallelism, '{:.2f}x')} | {_fmt(None if r.activation_ratio is None else 100 * r.activation_ratio, '{:.1f}')} | {speed} | {_fmt(r.wall_s, '{:.2f}')} "
+            f"| {_fmt(r.self_parallelism, '{:.2f}x')} | {_pct(r.activation_ratio)} | {speed} | {_fmt(r.wall_s, '{:.2f}')} "
             f"| {'yes' if r.pareto else ''} |")
     lines += ["", "Speedup CIs are 95% bootstrap intervals over problems (measured results only). "
-              "Pareto: no other entry is as accurate at lower or equal critical-path tokens.", ""]
+              "Pareto: no other entry is as accurate at lower or equal critical-path tokens.", "",
+              "## Format, truncation and cost (formats.md section 4)", "",
+              "| model | provenance | trigger (%) | strict valid (%) | lenient valid (%) | format error (%) "
+              "| no tags (%) | truncated (%) | accuracy untruncated (%) | total tokens | inserted tokens "
+              "| re-prefilled tokens | total + re-prefilled | TPS ratio |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in board.rows:
+        tps = "-" if r.tps_ratio is None else f"{r.tps_ratio:.2f}x vs {r.tps_baseline}"
+        lines.append(
+            f"| {r.model} | {_provenance(r)} | {_pct(r.trigger_rate)} | {_pct(r.format_valid_strict)} "
+            f"| {_pct(r.format_valid_lenient)} | {_pct(r.format_error)} | {_pct(r.no_tags)} "
+            f"| {_pct(r.truncation_rate)} | {_pct(r.accuracy_untruncated)} | {fmt_tokens(r.total_tokens)} "
+            f"| {fmt_tokens(r.inserted_tokens)} | {fmt_tokens(r.reprefill_tokens)} "
+            f"| {fmt_tokens(metrics.tokens_with_reprefill(r.total_tokens, r.reprefill_tokens))} | {tps} |")
+    lines += ["", "\"-\" = not reported by the paper (reported rows) or not recorded by the run. Trigger: at least one "
+              "fork group executed. Strict: the format's own checker (below); lenient: control tags balanced and "
+              "nested (+ format error + no tags = 100). Truncated: ended at a limit, kept apart from wrong answers. "
+              "Total tokens include the runtime-inserted ones; re-prefilled: prompt tokens computed again after the "
+              "first request (ideal prefix cache). TPS ratio: generated tokens per second over the named sequential "
+              "model's (same engine), a throughput ratio, not a latency speedup.", ""]
+    checkers = sorted({(r.model, r.format_checker) for r in board.rows if r.format_checker})
+    lines += [f"- strict checker of {m}: {c}" for m, c in checkers] + ([""] if checkers else [])
     if any(r.fidelity == "approximate" for r in board.rows):
         lines += ["Fidelity approximate: the model was trained with restarted position ids and ran here with "
                   "ordinary ones (same text and visibility, other positions; formats.md section 1), so the row is "
@@ -230,6 +290,10 @@ def render_markdown(board: Board, plots: list[str]) -> str:
     lines += [f"- {n}" for n in board.notes] + ([""] if board.notes else [])
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+def _provenance(r: Row) -> str:
+    return r.provenance + (", fidelity approximate" if r.fidelity == "approximate" else "")
 
 
 def render_csv(board: Board) -> str:

@@ -23,13 +23,28 @@ from harness.results import Aggregates, FieldError, Result, Sample, result_from_
 
 
 def compute_aggregates(samples: list[Sample]) -> Aggregates:
-    """Avg@k accuracy, token means, rates (threadweaver.md section 6), all from harness.metrics."""
+    """Avg@k accuracy, token means, rates (threadweaver.md section 6, formats.md section 4), all from
+    harness.metrics; a figure some sample does not carry (older records, no units) is null."""
     from harness.records import LIMIT_END_REASONS
 
     ids = [s.problem_id for s in samples]
     walls = [s.wall_s for s in samples]
     ratios = [s.total_tokens / s.critical_path_tokens for s in samples if s.critical_path_tokens > 0]
     ends = [None if s.end_reason is None else s.end_reason in LIMIT_END_REASONS for s in samples]
+    rest = [s for s, e in zip(samples, ends, strict=True) if e is False]
+
+    def every(name: str) -> list | None:  # the per-sample values, or None when a sample lacks it
+        values = [getattr(s, name) for s in samples]
+        return None if None in values else values
+
+    def share(flags: list | None) -> float | None:
+        return None if flags is None else round(metrics.rate(flags), 6)
+
+    def avg(values: list | None) -> float | None:
+        return None if values is None else round(metrics.mean(values), 4)
+
+    balance, inserted = every("tag_balance"), every("inserted_tokens")
+    generated = [s.total_tokens - (s.inserted_tokens or 0) for s in samples]
     return Aggregates(
         accuracy=round(metrics.accuracy(ids, [s.status == "correct" for s in samples]), 6),
         critical_path_tokens=round(metrics.mean(s.critical_path_tokens for s in samples), 4),
@@ -39,7 +54,33 @@ def compute_aggregates(samples: list[Sample]) -> Aggregates:
                                             else s.total_tokens > s.critical_path_tokens for s in samples), 6),
         truncation_rate=None if None in ends else round(metrics.rate(ends), 6),
         wall_s=round(metrics.mean(walls), 6) if None not in walls else None,
+        accuracy_untruncated=round(metrics.accuracy([s.problem_id for s in rest], [s.status == "correct" for s in rest]), 6)
+        if rest and None not in ends else None,
+        trigger_rate=share(every("triggered")), format_valid_strict=share(every("valid")),
+        format_valid_lenient=share(None if balance is None else [b == "balanced" for b in balance]),
+        format_error=share(None if balance is None else [b == "format_error" for b in balance]),
+        no_tags=share(None if balance is None else [b == "no_tags" for b in balance]),
+        inserted_tokens=avg(inserted), reprefill_tokens=avg(every("reprefill_tokens")),
+        tokens_per_s=None if inserted is None or (tps := metrics.tokens_per_s(generated, walls)) is None
+        else round(tps, 4),
         num_problems=len(set(ids)), num_samples=len(samples),
+    )  # fmt: skip
+
+
+def sample_of(record) -> Sample:
+    """The result-file sample of a graded sample record; the formats.md section 4 figures from its units."""
+    m = record.metrics
+    fmt = FORMATS.get(record.format)
+    return Sample(
+        problem_id=record.problem_id, sample_index=record.sample_index, status=record.grade.status,
+        total_tokens=m.total_tokens, critical_path_tokens=m.critical_path_tokens, is_parallel=m.is_parallel,
+        wall_s=record.wall_s, end_reason=record.end_reason,
+        triggered=metrics.triggered(record.units) if record.units else (bool(m.threads_per_block) and
+                                                                         max(m.threads_per_block) > 0),
+        valid=record.valid,
+        tag_balance=None if fmt is None else metrics.tag_balance(record.response, fmt.special_tokens),
+        inserted_tokens=metrics.inserted_tokens(m.total_tokens, record.units),
+        reprefill_tokens=metrics.reprefill_tokens(record.prompt_ids, record.response_ids, record.units),
     )  # fmt: skip
 
 
@@ -68,6 +109,7 @@ def _run_fields(header) -> dict:
         "budget_tokens": ro.get("budget_tokens"), "seeds": None if ro.get("seed") is None else [ro["seed"]],
         "parallel": ro.get("parallel"), "format": header.format, "join": ro.get("join"),
         "fidelity": FORMATS[header.format].fidelity if header.format in FORMATS else None,
+        "format_checker": FORMATS[header.format].checker if header.format in FORMATS else None,
         "count_unit": header.count_unit, "pretrained": header.model, "zoo_name": header.zoo_name,
     }  # fmt: skip
 
@@ -112,9 +154,7 @@ def build_results(paths: list[str | Path], metadata: dict) -> list[Result]:
     for where, r in records:
         if not r.benchmark:
             raise InputError(f"{where}: field `benchmark` is needed to build a result")
-        s = Sample(problem_id=r.problem_id, sample_index=r.sample_index, status=r.grade.status,
-                   total_tokens=r.metrics.total_tokens, critical_path_tokens=r.metrics.critical_path_tokens,
-                   is_parallel=r.metrics.is_parallel, wall_s=r.wall_s, end_reason=r.end_reason)  # fmt: skip
+        s = sample_of(r)
         by_benchmark.setdefault(r.benchmark, {})[(s.problem_id, s.sample_index)] = s  # a resumed run: last wins
     out = []
     for benchmark, keyed in sorted(by_benchmark.items()):

@@ -10,6 +10,7 @@ pool keeps a hostile answer from hanging the vote.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -212,3 +213,105 @@ def pareto_flags(points: list[tuple[float, float | None]]) -> list[bool]:
         )
         flags.append(not dominated)
     return flags
+
+
+# ------------------------------------------------------------- per-trajectory figures of formats.md section 4
+TAG_BALANCES = ("balanced", "format_error", "no_tags")
+"""Lenient format reading of one trajectory (formats.md section 4): its control tags balanced and properly
+nested, unmatched or misnested, or none at all; the three shares of a run sum to 1."""
+
+
+def tag_balance(text: str, special_tokens: Sequence[str]) -> str:
+    """"balanced", "format_error" or "no_tags" for `text`: every `<X>` of the format's tags closed by its
+    `</X>` in nesting order (a stack), nothing left open at the end."""
+    closers = {t: "<" + t[2:] for t in special_tokens if t.startswith("</")}
+    opens = {t for t in special_tokens if t not in closers}
+    pattern = "|".join(sorted(map(re.escape, special_tokens), key=len, reverse=True))
+    found = [m.group(0) for m in re.finditer(pattern, text)] if pattern else []
+    if not found:
+        return "no_tags"
+    stack: list[str] = []
+    for tag in found:
+        if tag in opens:
+            stack.append(tag)
+        elif not stack or stack.pop() != closers[tag]:
+            return "format_error"
+    return "format_error" if stack else "balanced"
+
+
+def triggered(units: Sequence) -> bool | None:
+    """A fork group was executed: at least one branch request was issued (formats.md section 4, trigger
+    rate; record first). None without units (a text-only record: use the counted blocks instead)."""
+    if not units:
+        return None
+    return any(u.kind == "branch" for u in units)
+
+
+def inserted_tokens(total_tokens: int, units: Sequence) -> int | None:
+    """Runtime-inserted tokens of a trajectory (branch headers and wrappers, join text, forced closes):
+    its total tokens less what the engine generated (the units' completions). None without units."""
+    if not units:
+        return None
+    return total_tokens - sum(len(u.completion_ids) for u in units)
+
+
+def _lcp(a: np.ndarray, b: np.ndarray) -> int:
+    n = min(len(a), len(b))
+    diff = np.flatnonzero(a[:n] != b[:n])
+    return int(diff[0]) if diff.size else n
+
+
+def reprefill_tokens(prompt_ids: Sequence[int] | None, response_ids: Sequence[int] | None,
+                     units: Sequence) -> int | None:  # fmt: skip
+    """Prompt tokens the engine must prefill again within a trajectory (formats.md section 4,
+    `reprefill_tokens`): over every request after the first, the prompt tokens that are not a prefix of an
+    earlier finished request's prompt + completion (less its last sampled token). That is what an unlimited, token-granular prefix cache
+    still computes (the joins' branches 2..n, inserted text, and the last sampled token of a continued
+    request); an engine with block-granular or evicted cache blocks prefills at least this much.
+    A unit's prompt is `(prompt_ids + response_ids)[:context_tokens] + inserted_ids` (harness/records.py).
+    None without units or ids."""
+    if not units or prompt_ids is None or response_ids is None:
+        return None
+    trajectory = np.asarray(list(prompt_ids) + list(response_ids), dtype=np.int64)
+    reqs = sorted(units, key=lambda u: (u.start_s, u.end_s))
+    tails = [np.asarray(list(u.inserted_ids), dtype=np.int64) for u in reqs]
+    # what a finished request leaves in the cache: its prompt and completion but the last sampled token,
+    # which the engine never ran the model on
+    seqs = [np.concatenate([t, np.asarray(u.completion_ids[:-1], dtype=np.int64)]) for u, t in zip(reqs, tails, strict=True)]
+    total = 0
+    for i in range(1, len(reqs)):
+        ci, own = reqs[i].context_tokens, tails[i]
+        best = 0
+        for j in range(i):
+            if reqs[j].end_s > reqs[i].start_s:  # still running when request i started: nothing to reuse
+                continue
+            cj, other = reqs[j].context_tokens, seqs[j]
+            m = min(ci, cj)  # both prompts share the trajectory's first m tokens
+            a = np.concatenate([trajectory[m:ci][: (cj - m) + len(other)], own])
+            b = np.concatenate([trajectory[m:cj][: (ci - m) + len(own)], other])
+            best = max(best, m + _lcp(a, b))
+        total += ci + len(own) - min(best, ci + len(own))
+    return total
+
+
+def tokens_per_s(tokens: Sequence[float], walls: Sequence[float | None]) -> float | None:
+    """Generated tokens per wall-clock second of trajectory time (sum of tokens / sum of wall_s); None
+    when a wall time is missing or they sum to 0. Ratios of it compare runs of the same engine, hardware
+    and concurrency only (formats.md section 4, `tps_ratio`)."""
+    if not walls or any(w is None for w in walls) or sum(walls) <= 0:
+        return None
+    return float(sum(tokens) / sum(walls))
+
+
+def tps_ratio(model_tokens_per_s: float | None, baseline_tokens_per_s: float | None) -> float | None:
+    """TPS-ratio speedup (NPR's speed figure): the model's tokens per second over the sequential baseline's;
+    a throughput ratio, never a latency or critical-path speedup."""
+    if model_tokens_per_s is None or not baseline_tokens_per_s:
+        return None
+    return model_tokens_per_s / baseline_tokens_per_s
+
+
+def tokens_with_reprefill(total_tokens: float | None, reprefill_tokens: float | None) -> float | None:
+    """Total tokens including the re-prefilled join tokens (formats.md section 4): what the engine
+    computed beyond the first prompt; None when either is unknown."""
+    return None if total_tokens is None or reprefill_tokens is None else total_tokens + reprefill_tokens

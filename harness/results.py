@@ -25,7 +25,7 @@ from harness import metrics
 from harness.errors import InputError
 from harness.formats.base import FIDELITIES
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATUSES = ("correct", "wrong", "no_answer", "truncated", "timeout", "grader_error")
 PROVENANCES = ("measured", "reported")
 
@@ -38,8 +38,14 @@ def _v1_to_v2(data: dict) -> dict:
     return {**data, "aggregates": agg, "count_unit": data.get("count_unit")}
 
 
+def _v2_to_v3(data: dict) -> dict:
+    """v3: the figures of formats.md section 4 (trigger rate, strict/lenient format validity, inserted and
+    re-prefilled tokens, accuracy without truncated samples, TPS) and `format_checker`; unknown (null) in v2."""
+    return dict(data)
+
+
 # old schema_version -> function(dict) returning the dict at version + 1. v1 is the first version.
-UPGRADES: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
+UPGRADES: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 class FieldError(ValueError):
@@ -134,10 +140,26 @@ class Sample:
     wall_s: float | None = None
     end_reason: str | None = None
     """How the trajectory ended (harness.records.END_REASONS); a limit = truncated."""
+    triggered: bool | None = None
+    """A fork group was executed (branch requests issued; harness.metrics.triggered)."""
+    valid: bool | None = None
+    """The format's strict checker passed and the rollout closed or dropped nothing (SampleRecord.valid)."""
+    tag_balance: str | None = None
+    """Lenient reading: "balanced", "format_error" or "no_tags" (harness.metrics.tag_balance)."""
+    inserted_tokens: int | None = None
+    """Runtime-inserted tokens, part of total_tokens (harness.metrics.inserted_tokens)."""
+    reprefill_tokens: int | None = None
+    """Prompt tokens prefilled again after the first request (harness.metrics.reprefill_tokens)."""
 
     def __post_init__(self):
         _str(self, "problem_id", optional=False)
         _str(self, "end_reason")
+        _str(self, "tag_balance", choices=metrics.TAG_BALANCES)
+        _int(self, "inserted_tokens")
+        _int(self, "reprefill_tokens")
+        for name in ("triggered", "valid"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
+                raise FieldError(name, "true, false or null", getattr(self, name))
         _int(self, "sample_index", optional=False)
         _str(self, "status", optional=False, choices=STATUSES)
         _int(self, "total_tokens", optional=False)
@@ -164,6 +186,28 @@ class Aggregates:
     """Share of trajectories that ended at a limit (budget, context, steps, blocks), not on their own."""
     wall_s: float | None = None
     """Mean wall-clock seconds per trajectory (measured only)."""
+    accuracy_untruncated: float | None = None
+    """Avg@k over the samples that did not end at a limit (truncation kept apart from wrong answers)."""
+    trigger_rate: float | None = None
+    """Share of trajectories in which at least one fork group was executed (formats.md section 4)."""
+    format_valid_strict: float | None = None
+    """Share passing the format's own full checker (`format_checker` names it)."""
+    format_valid_lenient: float | None = None
+    """Share whose control tags are balanced and properly nested; + format_error + no_tags = 1."""
+    format_error: float | None = None
+    """Share with unmatched or misnested control tags."""
+    no_tags: float | None = None
+    """Share without any control tag of the format."""
+    inserted_tokens: float | None = None
+    """Mean runtime-inserted tokens per trajectory (part of total_tokens)."""
+    reprefill_tokens: float | None = None
+    """Mean prompt tokens prefilled again per trajectory (joins; harness.metrics.reprefill_tokens)."""
+    tokens_per_s: float | None = None
+    """Generated tokens per wall-clock second of trajectory time (measured; harness.metrics.tokens_per_s)."""
+    tps_ratio: float | None = None
+    """Published TPS-ratio speedup vs `tps_baseline` (reported files; measured ones are computed on the
+    board). A throughput ratio, never a critical-path speedup."""
+    tps_baseline: str | None = None
     speedup: float | None = None
     """Published speedup vs `speedup_baseline` (reported files only; measured ones are computed)."""
     speedup_correct_only: float | None = None
@@ -175,11 +219,15 @@ class Aggregates:
     def __post_init__(self):
         _num(self, "accuracy", optional=False, low=0.0, high=1.0)
         _num(self, "activation_ratio", low=0.0, high=1.0)
-        _num(self, "truncation_rate", low=0.0, high=1.0)
+        for name in ("truncation_rate", "accuracy_untruncated", "trigger_rate", "format_valid_strict",
+                     "format_valid_lenient", "format_error", "no_tags"):
+            _num(self, name, low=0.0, high=1.0)
         for name in ("critical_path_tokens", "total_tokens", "self_parallelism", "wall_s", "speedup",
-                     "speedup_correct_only", "max_speedup"):
+                     "speedup_correct_only", "max_speedup", "inserted_tokens", "reprefill_tokens",
+                     "tokens_per_s", "tps_ratio"):
             _num(self, name, low=0.0)
         _str(self, "speedup_baseline")
+        _str(self, "tps_baseline")
         _int(self, "num_problems")
         _int(self, "num_samples")
 
@@ -204,6 +252,8 @@ class Result:
     fidelity: str | None = None
     """"exact" or "approximate": whether the rollout reproduced the authors' inference (formats.md section 1;
     the format's `fidelity`); null = not stated."""
+    format_checker: str | None = None
+    """The strict checker behind `format_valid_strict` and its version (the format's `checker`)."""
     count_unit: str | None = None
     """What one token is (harness/tokens.py); figures in different units are never compared."""
     num_samples_per_problem: int | None = None
@@ -215,7 +265,8 @@ class Result:
     def __post_init__(self):
         _str(self, "benchmark", optional=False)
         _str(self, "provenance", optional=False, choices=PROVENANCES)
-        for name in ("engine", "engine_version", "dtype", "created_at", "format", "join", "count_unit"):
+        for name in ("engine", "engine_version", "dtype", "created_at", "format", "join", "count_unit",
+                     "format_checker"):
             _str(self, name)
         _str(self, "fidelity", choices=FIDELITIES)
         _int(self, "budget_tokens", low=1)

@@ -47,6 +47,7 @@ OP_KEYS = "ABCDEFGHIJKLMNOPQRSTUVWX"  # one single-token key per step: chain k, 
 # induction pattern (match "C", copy the one token after it), and so is finding the result of chain c.
 STEP_TOKENS = tuple(f"+{d}" for d in ADDENDS) + tuple(f"{c}=" for c in CHAIN_NAMES)
 BENCHMARK = "toy"
+JOIN_SUMMARY = "done"  # the body of a model-written closing part (NPR's takeaway, Multiverse's conclusion)
 GRADING = "digits"  # answers are digit strings compared exactly; tasks/tw_toy.yaml declares it too
 
 
@@ -128,11 +129,11 @@ def _intro(p: ToyProblem) -> str:
     return f"{len(p.chains)} chains.\n"
 
 
-def _combination(p: ToyProblem) -> str:
+def _combination(p: ToyProblem, think_close: str = "</think>") -> str:
     """Sequential tail: each chain's result copied by name ("answer: a=9 b=1 c=0 d=1"), then the digits
     boxed after </think> ("\\boxed{9101}")."""
     steps = " ".join(f"{CHAIN_NAMES[k]}={r}" for k, r in enumerate(p.results))
-    return f"answer: {steps}\n</think>\n\n\\boxed{{{p.answer}}}"
+    return f"answer: {steps}\n{think_close}\n\n\\boxed{{{p.answer}}}"
 
 
 def _chain_line(p: ToyProblem, k: int) -> str:
@@ -148,32 +149,35 @@ def render_sequential(p: ToyProblem) -> str:
 
 def render_parallel(p: ToyProblem, fmt: str = "threadweaver", join: str | None = None) -> str:
     """The completion in a parallel format (default ThreadWeaver), as the trie rollout builds it: the
-    format's plan for one branch per chain, the join of the chain lines, the block close where the model
-    writes it (join "model"), then the tail. Formats with a runtime-run summary are not rendered here."""
+    format's plan for one branch per chain, the join of the chain lines, the block's model-written close
+    (the format's `close_text`: ThreadWeaver's </Parallel> with join "model", NPR's takeaway, Multiverse's
+    conclusion), then the tail, inside the format's reasoning tags. Formats with a runtime-run summary are
+    not rendered here."""
     f = get_format(fmt)
     join = f.check_join(join or f.default_join())
     if f.summary_close is not None:
         raise ValueError(f"the toy task has no rendering for format {f.name!r} (it needs a summary)")
     ids = [str(k + 1) for k in range(len(p.chains))]
     branches = [(i, _chain_line(p, k) + f.branch_close) for k, i in enumerate(ids)]
-    close = "" if f.closes_block(join) else f.block_close
-    return (f"<think>\n{_intro(p)}{f.plan_text(ids, list(CHAIN_NAMES[: len(ids)]))}{f.join_text(branches, join)}"
-            f"{close}\n{_combination(p)}")  # fmt: skip
+    think_open, think_close = f.reasoning_tags
+    return (f"{think_open}\n{_intro(p)}{f.plan_text(ids, list(CHAIN_NAMES[: len(ids)]))}{f.join_text(branches, join)}"
+            f"{f.close_text(JOIN_SUMMARY, join)}\n{_combination(p, think_close)}")  # fmt: skip
 
 
-def render(p: ToyProblem, mode: str) -> str:
-    """`mode` "parallel" or "sequential"."""
+def render(p: ToyProblem, mode: str, fmt: str = "threadweaver") -> str:
+    """`mode` "parallel" (in format `fmt`) or "sequential"."""
     if mode == "parallel":
-        return render_parallel(p)
+        return render_parallel(p, fmt)
     if mode == "sequential":
         return render_sequential(p)
     raise ValueError(f"mode must be 'parallel' or 'sequential', got {mode!r}")
 
 
-def to_record(p: ToyProblem, mode: str) -> SampleRecord:
+def to_record(p: ToyProblem, mode: str, fmt: str = "threadweaver") -> SampleRecord:
     """The problem and its `mode` rendering as a data record (harness/records.py): what SFT reads."""
-    return SampleRecord(problem_id=p.problem_id, sample_index=0, response=render(p, mode), benchmark=BENCHMARK,
-                        gold=p.answer, grading=GRADING, messages=[{"role": "user", "content": user_message(p)}])
+    return SampleRecord(problem_id=p.problem_id, sample_index=0, response=render(p, mode, fmt), benchmark=BENCHMARK,
+                        gold=p.answer, grading=GRADING, format=fmt if mode == "parallel" else "threadweaver",
+                        messages=[{"role": "user", "content": user_message(p)}])  # fmt: skip
 
 
 def user_message(p: ToyProblem) -> str:

@@ -1,6 +1,7 @@
-"""Re-create the shipped toy models models/toy-threadweaver and models/toy-sequential (issue 5).
+"""Re-create the shipped toy models models/toy-threadweaver and models/toy-sequential (issue 5), and the
+toy task in the peer formats, models/toy-npr and models/toy-multiverse (issue 16).
 
-    threadweaver toy train [--which threadweaver|sequential|both]
+    threadweaver toy train [--which threadweaver|sequential|both|npr|multiverse]
 
 Each model: the toy task's train split rendered one way (tasks/toy.py), as sample records, then trie-packed
 SFT with trainers/toy/configs/toy-<name>.yaml plus the task's step tokens (STEP_TOKENS), each model
@@ -36,14 +37,15 @@ KEEP = (
     "chat_template.jinja",
     "loss_log.jsonl",
 )
-MODES = {"threadweaver": "parallel", "sequential": "sequential"}
+MODES = {"threadweaver": ("parallel", "threadweaver"), "sequential": ("sequential", "threadweaver"),
+         "npr": ("parallel", "npr"), "multiverse": ("parallel", "multiverse")}  # model -> (rendering, format)
 
 
-def write_data(mode: str, out: Path, limit: int | None = None) -> Path:
-    """The train split rendered in `mode` as sample records (JSONL)."""
+def write_data(mode: str, out: Path, limit: int | None = None, fmt: str = "threadweaver") -> Path:
+    """The train split rendered in `mode` (parallel ones in format `fmt`) as sample records (JSONL)."""
     from threadweaver_tasks.toy import make_split, to_record
 
-    lines = [to_record(p, mode).to_json() for p in make_split("train", limit)]
+    lines = [to_record(p, mode, fmt).to_json() for p in make_split("train", limit)]
     out.write_text("\n".join(lines) + "\n")
     return out
 
@@ -61,7 +63,8 @@ def make_model(which: str, models_dir: Path, overrides: list[str] = ()) -> dict:
     final = models_dir / f"toy-{which}"
     with tempfile.TemporaryDirectory(prefix=f"toy-{which}-") as tmp:
         tmp = Path(tmp)
-        data = write_data(MODES[which], tmp / f"toy-train-{MODES[which]}.jsonl")
+        mode, fmt = MODES[which]
+        data = write_data(mode, tmp / f"toy-train-{mode}.jsonl", fmt=fmt)
         config = load_sft_config(
             CONFIG_DIR / f"toy-{which}.yaml",
             [f"dataset_path=[{data}]", f"output_dir={tmp / 'out'}", *overrides],

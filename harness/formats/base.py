@@ -91,6 +91,12 @@ class ParallelFormat:
     was trained on; "approximate": same text and visibility, but the model was trained with restarted
     (shared) position ids that ordinary requests do not reproduce (formats.md section 1). Carried into
     every result file and leaderboard row of a run in this format."""
+    reasoning_tags: ClassVar[tuple[str, str]] = ("<think>", "</think>")
+    """How the format spells the open and close of the reasoning span (Multiverse: `<Think>`); used where a
+    whole trajectory is written out (the toy renderer)."""
+    checker: ClassVar[str] = ""
+    """Which strict checker `validate` implements and its version; result files carry it as
+    `format_checker` next to `format_valid_strict` (formats.md section 4)."""
     answer_extract: ClassVar[tuple[str, ...]] = ("boxed",)
     """Answer extractors of the shared protocol for this format, added to the task's grading rule
     (harness.grading.with_extractors) wherever a run in this format is graded."""
@@ -133,6 +139,11 @@ class ParallelFormat:
         """What the model writes to open a block with these branches, ending with `fork_trigger` (the toy
         renderer and workload benchmarks write blocks with it); `plans` are the per-branch plan texts."""
         raise NotImplementedError
+
+    def close_text(self, summary: str, join: str) -> str:
+        """What the model writes after a join to close the block, with `summary` as the body of the format's
+        model-written closing part (NPR's takeaway, Multiverse's conclusion); "" where the runtime closes it."""
+        return "" if self.closes_block(self.check_join(join)) else self.block_close
 
     def join_text(self, branches: list[tuple[str, str]], join: str) -> str:
         """What the runtime appends to the context after a fork: `(branch_id, completion_text)` in order;

@@ -84,6 +84,8 @@ class MultiverseFormat(ParallelFormat):
     fork_trigger = GOAL_CLOSE
     max_depth = MAX_DEPTH
     fidelity = "approximate"
+    reasoning_tags = (THINK_OPEN, THINK_CLOSE)
+    checker = "multiverse-v1 (MV@4cbc487 validate_xml_structure rules, formats.md section 4)"
 
     def plan_fork(self, step_text: str) -> ForkPlan:
         if GOAL_OPEN not in step_text:
@@ -105,6 +107,10 @@ class MultiverseFormat(ParallelFormat):
 
     def instruction(self, question: str) -> list[dict] | None:
         return [{"role": "user", "content": question + PROMPT_SUFFIX}]
+
+    def close_text(self, summary: str, join: str) -> str:
+        self.check_join(join)
+        return f"{CONCLUSION_OPEN}\n{summary}\n{CONCLUSION_CLOSE}\n{PARALLEL_CLOSE}"
 
     def plan_text(self, branch_ids: list[str], plans: list[str] | None = None) -> str:
         plans = plans or [f"part {i}" for i in branch_ids]

@@ -82,6 +82,7 @@ class NPRFormat(ParallelFormat):
     min_fork_budget_tokens = MIN_FORK_BUDGET_TOKENS
     branch_sampling = {"repetition_penalty": STEP_REPETITION_PENALTY}
     fidelity = "approximate"
+    checker = "npr-v1 (NPR@e148ad5 compute_format_score rules, formats.md section 4)"
 
     def plan_fork(self, step_text: str) -> ForkPlan:
         if GUIDELINE_OPEN not in step_text:
@@ -104,6 +105,10 @@ class NPRFormat(ParallelFormat):
 
     def instruction(self, question: str) -> list[dict] | None:
         return [{"role": "user", "content": npr_prompt(question)}]
+
+    def close_text(self, summary: str, join: str) -> str:
+        self.check_join(join)
+        return f"{summary}\n{TAKEAWAY_CLOSE}"  # after the runtime's "<takeaway>\n"
 
     def plan_text(self, branch_ids: list[str], plans: list[str] | None = None) -> str:
         plans = plans or [f"part {i}" for i in branch_ids]

@@ -41,6 +41,7 @@ class ParallelR1Format(ParallelFormat):
     """Parallel-R1: two plan-less paths per block, a runtime-run summary, at most 4 blocks."""
 
     name = "parallel-r1"
+    checker = "parallel-r1-v1 (the authors' checker: >= 2 paths, a summary after each block)"
     description = "Parallel-R1: <Parallel><Path>..</Path><Path>..</Path></Parallel><Summary>..</Summary>"
     special_tokens = SPECIAL_TOKENS
     block_open, block_close = PARALLEL_OPEN, PARALLEL_CLOSE

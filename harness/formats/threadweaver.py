@@ -354,6 +354,7 @@ class ThreadWeaverFormat(ParallelFormat):
     """ThreadWeaver (Lian et al. 2025): outlines, then one thread per outline; one level, both join modes."""
 
     name = "threadweaver"
+    checker = "threadweaver-v1 (threadweaver.md section 1)"
     description = "ThreadWeaver: <Parallel><Outlines><Outline>i: ..</Outline></Outlines><Thread>..</Thread></Parallel>"
     special_tokens = SPECIAL_TOKENS
     block_open, block_close = PARALLEL_OPEN, PARALLEL_CLOSE

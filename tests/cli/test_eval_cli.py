@@ -76,7 +76,7 @@ def _run(cmd, env, cwd, timeout=900):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["parallel-r1", "npr"])
+@pytest.mark.parametrize("fmt", ["parallel-r1", "npr", "multiverse"])
 def test_lm_eval_hf_two_tasks_peer_format(fmt, tiny_model_dir, shared_data, tmp_path):
     """A tiny random model with a peer format's tags (every format's are single ids in the fixture's
     tokenizer) through the real lm_eval CLI in that format (hf); NPR's result files say fidelity approximate."""
@@ -103,15 +103,27 @@ def test_threadweaver_eval_hf(tiny_model_dir, shared_data, tmp_path):
 
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_vllm_two_tasks_parallel_r1(tiny_model_dir, shared_data, tmp_path):
-    """Parallel-R1 through the real lm_eval CLI on vllm (the ThreadWeaver format runs on vllm through lm_eval
-    in the README's main job, `threadweaver toy demo`, and in tests/harness/test_engines.py)."""
+@pytest.mark.parametrize("fmt", ["parallel-r1", "npr"])
+def test_vllm_two_tasks_peer_format(fmt, tiny_model_dir, shared_data, tmp_path):
+    """Parallel-R1 and NPR through the real lm_eval CLI on vllm (the ThreadWeaver format runs on vllm through
+    lm_eval in the README's main job, `threadweaver toy demo`, and in tests/harness/test_engines.py); the
+    result files built from the run carry the formats.md section 4 figures from the records' units."""
     pytest.importorskip("vllm")
     out = tmp_path / "out"
     head = [str(BIN / "lm_eval"), "--include_path", str(_overrides(tmp_path))]
-    args = _model_args(tiny_model_dir, "vllm", tmp_path, format="parallel-r1")
+    args = _model_args(tiny_model_dir, "vllm", tmp_path, format=fmt)
     _run(_cmd(head, args, out), _env(shared_data), tmp_path)
-    _check_outputs(out, fmt="parallel-r1")
+    _check_outputs(out, fmt=fmt)
+    from harness.formats import get_format
+    from harness.measured import build_results
+
+    for r in build_results([out], {"model": f"tiny-{fmt}"}):
+        a = r.aggregates
+        assert r.engine == "vllm" and r.format_checker == get_format(fmt).checker
+        assert None not in (a.trigger_rate, a.format_valid_strict, a.format_valid_lenient, a.inserted_tokens,
+                            a.reprefill_tokens, a.tokens_per_s)  # fmt: skip
+        assert a.format_valid_lenient + a.format_error + a.no_tags == pytest.approx(1.0)
+        assert all(s.reprefill_tokens >= 0 and s.inserted_tokens >= 0 for s in r.samples)
 
 
 def _lines(path: Path) -> int:

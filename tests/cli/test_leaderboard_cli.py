@@ -67,5 +67,10 @@ def test_results_build_then_leaderboard(tmp_path, capsys):
     assert data["count_unit"] == "tokens:t"
     assert main(["leaderboard", "--results", str(out), "--out", str(tmp_path / "boards")]) == 0
     assert "| toy-threadweaver | measured | 1 | 50.0 | 70 |" in (tmp_path / "boards" / "toy.md").read_text()
+    # --fidelity overrides the format's label (a model trained here on the rollout's own positions)
+    assert main(["results", "build", str(traj), "--model", "m", "--format", "npr", "--fidelity", "exact",
+                 "--out", str(tmp_path / "fid")]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert json.loads((tmp_path / "fid" / "m__toy.json").read_text())["fidelity"] == "exact"
     assert main(["results", "build", str(traj), "--model", "m", "--zoo", "toy-threadwever"]) == 2
     assert "did you mean 'toy-threadweaver'" in capsys.readouterr().err

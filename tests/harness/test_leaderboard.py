@@ -52,8 +52,12 @@ def test_average_row_reproduces_the_paper_from_reported_results_alone():
     # model | provenance | k | accuracy | critical-path | total | self-par | activation | speedup | wall | Pareto
     assert (seq[3], seq[4]) == ("72.2", "15.1k")
     assert (tw[3], tw[4], tw[8]) == ("71.9", "13.2k", "1.22x")
-    # only the two models with all six benchmarks are averaged (the peers have 1-3)
-    assert {r.model for r in avg.rows} == {"qwen3-8b-seq-rl", "threadweaver-qwen3-8b"}
+    # only the models with all six benchmarks are averaged: ThreadWeaver's two and NPR's table (the other
+    # peers have 1-4); NPR on Qwen3-4B-Instruct-2507: (63.3 + 50.4 + 93.1 + 93.6 + 43.0 + 63.7) / 6
+    assert {r.model for r in avg.rows} == {"qwen3-8b-seq-rl", "threadweaver-qwen3-8b", "npr-qwen3-4b",
+                                           "npr-qwen3-4b-instruct-2507", "sr-qwen3-4b-instruct-2507"}  # fmt: skip
+    npr = next(r for r in avg.rows if r.model == "npr-qwen3-4b-instruct-2507")
+    assert npr.accuracy == pytest.approx(407.1 / 600) and npr.trigger_rate == 1.0 and npr.critical_path_tokens is None
     assert len([b for b in boards if b in CONFIG.average]) == 6
 
 
@@ -187,9 +191,12 @@ def test_plot_y_range_is_honest_and_omissions_are_listed():
     assert lo <= 35.0 and hi == 100.0  # error bars fit, clipped at 100
     boards = {b.name: b for b in build_boards(reported_entries(), CONFIG)}
     note = plot_note(boards["aime24"], "critical_path_tokens")
-    assert note.endswith("Not shown (no critical path tokens): qwen3-8b, multiverse-32b, multiverse-32b-zero, "
-                         "parallel-r1-seen.")  # fmt: skip
-    assert "Not shown" not in plot_note(boards["average"], "critical_path_tokens")
+    shown = {r.model for r in boards["aime24"].rows if r.critical_path_tokens is not None}
+    hidden = note.split("Not shown (no critical path tokens): ")[1].rstrip(".").split(", ")
+    assert {"qwen3-8b", "multiverse-32b", "parallel-r1-seen", "npr-qwen3-4b"} <= set(hidden)
+    assert set(hidden) == {r.model for r in boards["aime24"].rows} - shown
+    assert plot_note(boards["average"], "critical_path_tokens").endswith(
+        "Not shown (no critical path tokens): npr-qwen3-4b-instruct-2507, npr-qwen3-4b, sr-qwen3-4b-instruct-2507.")
 
 
 def test_measured_rows_carry_bootstrap_intervals(tmp_path):

@@ -52,6 +52,9 @@ def test_bad_values_are_refused(tmp_path):
         load_config(cfg, ["join=model", "extra_tokens=[ab]"])
     with pytest.raises(InputError, match="extra token must be a string of 2\\+ printable characters, got 'x'"):
         load_config(cfg, ["join=model", "model=", "model_init={hidden_size: 64}", "extra_tokens=[x]"])
+    with pytest.raises(InputError, match="tag_formats must name formats among .*got \\['nrp'\\]"):
+        load_config(cfg, ["join=model", "tag_formats=[nrp]"])
+    assert load_config(cfg, ["join=model", "tag_formats=[threadweaver, npr]"]).tag_formats == ["threadweaver", "npr"]
 
 
 def test_paper_defaults(tmp_path):

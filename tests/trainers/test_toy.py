@@ -150,3 +150,30 @@ def test_shipped_tokenizers_keep_step_tokens_whole(name):
     for p in TEST[:3]:
         for text in (p.question, toy.render(p, "parallel"), toy.render(p, "sequential")):
             assert tok.decode(tok.encode(text, add_special_tokens=False).ids, skip_special_tokens=False) == text
+
+
+@pytest.mark.parametrize("fmt", ["npr", "multiverse"])
+def test_peer_format_rendering_is_valid_and_what_the_rollout_builds(fmt):
+    """The toy task in NPR's and Multiverse's formats: valid under the format's checker, and byte for byte
+    what the trie rollout builds when the model writes the plan, each branch its chain line, then the
+    close (takeaway / conclusion) and the tail (scripted engine, the char tokenizer with the format's tags)."""
+    from harness.engines.scripted import ScriptedEngine
+    from harness.formats import get_format
+    from harness.rollout import RolloutConfig, rollout_sync
+    from harness.tokenizer import build_char_tokenizer
+
+    f, tok = get_format(fmt), build_char_tokenizer(formats=("threadweaver", fmt), raw=True)
+    header = re.compile(re.escape(f.branch_header("X", 0, joined=False)[0]) + r"\n(\d+):$")
+    for p in TEST[:5]:
+        text = toy.render_parallel(p, fmt)
+        assert f.validate(text) == [] and text.endswith(f"\\boxed{{{p.answer}}}")
+
+        def model(prompt: str, p=p, text=text) -> str:
+            if m := header.search(prompt):  # a branch request: its chain line, closed
+                return toy._chain_line(p, int(m.group(1)) - 1) + f.branch_close
+            assert text.startswith(prompt[len("Q:"):]), prompt
+            return text[len(prompt) - len("Q:"):]  # the trunk: the rest of the rendering, cut at the stops
+
+        (rec,) = rollout_sync(ScriptedEngine(model, tokenizer=tok), [tok.encode("Q:")], RolloutConfig(format=fmt))
+        assert rec.response == text and rec.faults == [] and rec.metrics.threads_per_block == [len(p.chains)]
+        assert toy.to_record(p, "parallel", fmt).format == fmt

@@ -40,6 +40,9 @@ def add_parser(subparsers) -> None:
     mode.add_argument("--sequential", dest="parallel", action="store_false", help="plain sequential decoding")
     b.add_argument("--join", choices=("model", "orchestrator"), help="who closes a block (spec section 2)")
     b.add_argument("--format", help="parallel format of the run (harness.formats)")
+    b.add_argument("--fidelity", choices=("exact", "approximate"),
+                   help="override the format's label (formats.md section 1) when the model's training positions "
+                   "are known: e.g. exact for an NPR-format model trained here with trie SFT (ordinary positions)")
     b.add_argument("--out", default="results/", help="folder for <model>__<benchmark>.json (or a .json file "
                    "when the run holds one benchmark)")
     b.set_defaults(func=run_build)
@@ -64,7 +67,7 @@ def run_build(args) -> int:
         "model": {"name": args.model, "zoo_name": zoo_name, "pretrained": pretrained},
         "engine": args.engine, "engine_version": args.engine_version, "dtype": args.dtype,
         "budget_tokens": args.budget_tokens, "seeds": args.seeds, "parallel": args.parallel, "join": args.join,
-        "format": args.format,
+        "format": args.format, "fidelity": args.fidelity,
     }  # fmt: skip
     sampling = {"temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k}
     if any(v is not None for v in sampling.values()):

@@ -47,11 +47,15 @@ def add_parser(subparsers) -> None:
         default="parallel",
         help="rendering of the completion (default: parallel)",
     )
+    data.add_argument("--format", default="threadweaver", dest="fmt",
+                      help="parallel format of the parallel rendering (harness.formats; default threadweaver)")
     data.add_argument("--limit", type=int, default=None, help="first N problems (default: all)")
     data.add_argument("--out", required=True, help="output JSONL path ('-' = stdout)")
     data.set_defaults(func=run_data)
     train = sub.add_parser("train", help="Re-create the shipped toy models (threadweaver/toy_models.py)")
-    train.add_argument("--which", choices=("both", "threadweaver", "sequential"), default="both")
+    train.add_argument("--which", choices=("both", "threadweaver", "sequential", "npr", "multiverse"), default="both",
+                       help="both = threadweaver and sequential (the shipped pair); npr, multiverse: the toy in "
+                       "that format")
     train.add_argument("--out-dir", default=str(REPO_ROOT / "models"), help="where models/toy-* go")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override one key of the toy SFT config (value parsed as YAML); repeatable")
@@ -74,7 +78,14 @@ def run_data(args) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be >= 1, got {args.limit}")
-    lines = [to_record(p, args.mode).to_json() for p in make_split(args.split, args.limit)]
+    from harness.formats import FORMATS
+
+    if args.fmt not in FORMATS:
+        raise InputError(f"--format must be one of {sorted(FORMATS)}, got {args.fmt!r}")
+    try:
+        lines = [to_record(p, args.mode, args.fmt).to_json() for p in make_split(args.split, args.limit)]
+    except ValueError as exc:  # a format the toy cannot render (a runtime-run summary)
+        raise InputError(f"--format {args.fmt}: {exc}") from None
     text = "\n".join(lines) + "\n"
     if args.out == "-":
         sys.stdout.write(text)

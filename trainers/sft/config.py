@@ -42,6 +42,13 @@ class SFTConfig(TrainingArguments):
             "['+9', '=4'] (harness.tokenizer.build_char_tokenizer)."
         },
     )
+    tag_formats: list[str] = field(
+        default_factory=lambda: ["threadweaver"],
+        metadata={
+            "help": "With model_init: the formats (harness.formats) whose tags the character tokenizer holds "
+            "as single ids; ThreadWeaver's ids come first and never move."
+        },
+    )
     dataset_path: list[str] = field(
         default_factory=list,
         metadata={
@@ -111,6 +118,11 @@ class SFTConfig(TrainingArguments):
         if self.extra_tokens and self.model_init is None:
             raise ValueError("extra_tokens needs model_init (a loaded checkpoint keeps its own tokenizer)")
         self.extra_tokens = check_extra_tokens(self.extra_tokens)
+        from harness.formats import FORMATS
+
+        unknown = [f for f in self.tag_formats if f not in FORMATS]
+        if unknown or not self.tag_formats:
+            raise ValueError(f"tag_formats must name formats among {sorted(FORMATS)}, got {self.tag_formats!r}")
         if self.join is not None and not isinstance(self.join, str):
             raise ValueError(f"join must be a join mode name or None, got {self.join!r}")
         if self.mask not in MASK_KINDS:

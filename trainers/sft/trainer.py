@@ -67,7 +67,7 @@ def build_model(config: SFTConfig, attn_implementation: str):
     if config.model_init is not None:
         from harness.tokenizer import build_char_tokenizer
 
-        tokenizer = build_char_tokenizer(extra_tokens=config.extra_tokens)
+        tokenizer = build_char_tokenizer(extra_tokens=config.extra_tokens, formats=config.tag_formats)
         fields = {
             "vocab_size": 128,
             "head_dim": 64,
