@@ -1,6 +1,9 @@
 """Re-create the shipped toy models models/toy-threadweaver and models/toy-sequential (issue 5).
 
-    threadweaver toy train [--which threadweaver|sequential|both]
+    threadweaver toy train [--which threadweaver|sequential|hybrid|both]
+
+toy-hybrid (issue 14, the RL start) is trained on the hybrid rendering (tasks/toy.py hybrid_mode: some
+problems parallel, some sequential, deterministic per problem), with fewer examples (its config).
 
 Each model: the toy task's train split rendered one way (tasks/toy.py), as sample records, then trie-packed
 SFT with trainers/toy/configs/toy-<name>.yaml plus the task's step tokens (STEP_TOKENS), each model
@@ -36,7 +39,7 @@ KEEP = (
     "chat_template.jinja",
     "loss_log.jsonl",
 )
-MODES = {"threadweaver": "parallel", "sequential": "sequential"}
+MODES = {"threadweaver": "parallel", "sequential": "sequential", "hybrid": "hybrid"}  # model -> rendering (tasks/toy.py)
 
 
 def write_data(mode: str, out: Path, limit: int | None = None) -> Path:
@@ -66,8 +69,10 @@ def make_model(which: str, models_dir: Path, overrides: list[str] = ()) -> dict:
             CONFIG_DIR / f"toy-{which}.yaml",
             [f"dataset_path=[{data}]", f"output_dir={tmp / 'out'}", *overrides],
         )
-        # the config lists the prompt's phrases; the task's step tokens come from the task module
-        config.extra_tokens = check_extra_tokens([*config.extra_tokens, *STEP_TOKENS])
+        if config.model_init is not None:  # from scratch: the config lists the prompt's phrases; the task's
+            config.extra_tokens = check_extra_tokens([*config.extra_tokens, *STEP_TOKENS])  # step tokens come from the task
+        elif not Path(config.model).is_absolute():  # fine-tuning a sibling toy model (toy-hybrid): in models_dir
+            config.model = str(models_dir / config.model)
         cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         summary = train_sft(config)
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)

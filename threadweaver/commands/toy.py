@@ -42,15 +42,17 @@ def add_parser(subparsers) -> None:
     data.add_argument("--split", choices=("train", "test"), default="test")
     data.add_argument(
         "--mode",
-        choices=("parallel", "sequential"),
+        choices=("parallel", "sequential", "hybrid"),
         default="parallel",
-        help="rendering of the completion (default: parallel)",
+        help="rendering of the completion (default: parallel; hybrid: some problems parallel, some "
+        "sequential, deterministic per problem, tasks/toy.py hybrid_mode)",
     )
     data.add_argument("--limit", type=int, default=None, help="first N problems (default: all)")
     data.add_argument("--out", required=True, help="output JSONL path ('-' = stdout)")
     data.set_defaults(func=run_data)
     train = sub.add_parser("train", help="Re-create the shipped toy models (threadweaver/toy_models.py)")
-    train.add_argument("--which", choices=("both", "threadweaver", "sequential"), default="both")
+    train.add_argument("--which", choices=("both", "threadweaver", "sequential", "hybrid"), default="both",
+                       help="both: the two shipped demo models; hybrid: toy-hybrid, the RL start (issue 14)")
     train.add_argument("--out-dir", default=str(REPO_ROOT / "models"), help="where models/toy-* go")
     train.set_defaults(func=run_train)
     demo = sub.add_parser(
