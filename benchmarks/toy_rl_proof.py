@@ -22,7 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 START, RL, CONTROL = "toy-hybrid", "toy-threadweaver-rl", "toy-hybrid-rl-rho0"
 SEQ, SEQ_RL = "toy-sequential", "toy-sequential-rl"
 RUNS = {RL: "P-GRPO (rho 0.5)", CONTROL: "control (rho 0)", SEQ_RL: "sequential RL (rho 0)"}
-CURVE_KEYS = ("reward_mean", "accuracy", "activation_ratio", "critical_path_tokens", "advantage_abs_mean", "kl")
+CURVE_KEYS = (
+    "reward_mean",
+    "accuracy",
+    "activation_ratio",
+    "critical_path_tokens",
+    "advantage_abs_mean",
+    "kl",
+)
 
 
 def find(name: str, folders: list[Path]):
@@ -40,7 +47,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     folders = [Path(args.results), Path(args.runs)]
     rows = {name: find(name, folders) for name in (START, RL, CONTROL, SEQ, SEQ_RL)}
-    print(f"{'model':<22} {'accuracy':>9} {'activation':>11} {'critical path':>14} {'total':>8} {'problems':>9}")
+    print(
+        f"{'model':<22} {'accuracy':>9} {'activation':>11} {'critical path':>14} {'total':>8} {'problems':>9}"
+    )
     for name, res in rows.items():
         if res is None:
             print(f"{name:<22} (no result file)")

@@ -176,7 +176,7 @@ MODES = ("parallel", "sequential", "hybrid")
 
 
 def hybrid_mode(p: ToyProblem, mix: float = HYBRID_MIX, tilt: float = HYBRID_TILT) -> str:
-    """"parallel" or "sequential": the rendering of problem p in the hybrid mix (deterministic per
+    """The rendering of problem p in the hybrid mix, "parallel" or "sequential" (deterministic per
     question, the same on every platform)."""
     import hashlib
 

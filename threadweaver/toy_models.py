@@ -39,7 +39,8 @@ KEEP = (
     "chat_template.jinja",
     "loss_log.jsonl",
 )
-MODES = {"threadweaver": "parallel", "sequential": "sequential", "hybrid": "hybrid"}  # model -> rendering (tasks/toy.py)
+# model -> rendering (tasks/toy.py)
+MODES = {"threadweaver": "parallel", "sequential": "sequential", "hybrid": "hybrid"}
 
 
 def write_data(mode: str, out: Path, limit: int | None = None) -> Path:
@@ -69,9 +70,10 @@ def make_model(which: str, models_dir: Path, overrides: list[str] = ()) -> dict:
             CONFIG_DIR / f"toy-{which}.yaml",
             [f"dataset_path=[{data}]", f"output_dir={tmp / 'out'}", *overrides],
         )
-        if config.model_init is not None:  # from scratch: the config lists the prompt's phrases; the task's
-            config.extra_tokens = check_extra_tokens([*config.extra_tokens, *STEP_TOKENS])  # step tokens come from the task
-        elif not Path(config.model).is_absolute():  # fine-tuning a sibling toy model (toy-hybrid): in models_dir
+        # from scratch: the config lists the prompt's phrases; the task's step tokens come from the task module
+        if config.model_init is not None:
+            config.extra_tokens = check_extra_tokens([*config.extra_tokens, *STEP_TOKENS])
+        elif not Path(config.model).is_absolute():  # fine-tuning a sibling toy model (toy-hybrid)
             config.model = str(models_dir / config.model)
         cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         summary = train_sft(config)
