@@ -1,12 +1,13 @@
 """The toy P-GRPO proof (issue 14 item 4): the held-out figures and the RL curves, checked against the acceptance.
 
-    python benchmarks/toy_rl_proof.py [--results results] [--runs benchmarks/toy_rl_proof]
+    python benchmarks/toy_rl_proof.py [--results results] [--runs benchmarks/toy_rl_proof] [--plot OUT.png]
 
 Reads the tw_toy result files (`threadweaver results build`, greedy, held-out problems) of toy-hybrid (the
 SFT start), toy-threadweaver-rl (P-GRPO, rho 0.5), toy-hybrid-rl-rho0 (the control, rho 0, same seeds; its
 file lives next to the curves, not on the leaderboard) and the sequential pair, and the trainers' per-step
 logs (RUNS/NAME/rl_log.jsonl). Prints one row per model, the acceptance checks of issue 14 and the first and
-last steps of each RL run (temperature-1 rollouts on train problems). Exit 0 whatever the outcome: this
+last steps of each RL run (temperature-1 rollouts on train problems); `--plot` draws both runs' curves on
+one figure. Exit 0 whatever the outcome: this
 reports, `threadweaver regress` gates.
 """
 
@@ -44,6 +45,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default=str(ROOT / "results"))
     ap.add_argument("--runs", default=str(ROOT / "benchmarks" / "toy_rl_proof"))
+    ap.add_argument("--plot", help="write the P-GRPO and control curves, overlaid, to this PNG")
     args = ap.parse_args(argv)
     folders = [Path(args.results), Path(args.runs)]
     rows = {name: find(name, folders) for name in (START, RL, CONTROL, SEQ, SEQ_RL)}
@@ -84,7 +86,35 @@ def main(argv=None) -> int:
             vals = "  ".join(f"{k} {line[k]:.3f}" if isinstance(line.get(k), float) else f"{k} {line.get(k)}"
                              for k in CURVE_KEYS)  # fmt: skip
             print(f"  step {line['step']:>3}: {vals}")
+    if args.plot:
+        plot(Path(args.runs), Path(args.plot))
+        print(f"wrote {args.plot}")
     return 0
+
+
+def plot(runs: Path, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = (("activation_ratio", "activation ratio (T = 1)"), ("accuracy", "accuracy (T = 1)"),
+            ("critical_path_tokens", "critical-path tokens"), ("reward_mean", "reward"))  # fmt: skip
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.2), constrained_layout=True)
+    for name in (RL, CONTROL):
+        log = runs / name / "rl_log.jsonl"
+        if not log.exists():
+            continue
+        lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+        for ax, (key, title) in zip(axes, keys, strict=True):
+            ax.plot([x["step"] for x in lines], [x[key] for x in lines], marker=".", label=RUNS[name])
+            ax.set_title(title)
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(f"toy P-GRPO from {START}: rollouts of the train problems at each step")
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
