@@ -46,6 +46,8 @@ def main(argv=None) -> int:
     ap.add_argument("--results", default=str(ROOT / "results"))
     ap.add_argument("--runs", default=str(ROOT / "benchmarks" / "toy_rl_proof"))
     ap.add_argument("--plot", help="write the P-GRPO and control curves, overlaid, to this PNG")
+    ap.add_argument("--by-block", nargs="*", default=[], metavar="RESULT",
+                    help="result files to split by whether the trajectory opened a block: samples, wrong")  # fmt: skip
     args = ap.parse_args(argv)
     folders = [Path(args.results), Path(args.runs)]
     rows = {name: find(name, folders) for name in (START, RL, CONTROL, SEQ, SEQ_RL)}
@@ -86,6 +88,13 @@ def main(argv=None) -> int:
             vals = "  ".join(f"{k} {line[k]:.3f}" if isinstance(line.get(k), float) else f"{k} {line.get(k)}"
                              for k in CURVE_KEYS)  # fmt: skip
             print(f"  step {line['step']:>3}: {vals}")
+    for path in args.by_block:
+        res = load_result(path)
+        for kind in (True, False):
+            picked = [x for x in res.samples if x.is_parallel is kind]
+            wrong = sum(x.status != "correct" for x in picked)
+            print(f"{res.model.name} (T = {res.sampling.temperature}): {'block' if kind else 'no block'}: "
+                  f"{len(picked)} trajectories, {wrong} wrong")  # fmt: skip
     if args.plot:
         plot(Path(args.runs), Path(args.plot))
         print(f"wrote {args.plot}")
