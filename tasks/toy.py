@@ -164,19 +164,51 @@ def render_parallel(p: ToyProblem, fmt: str = "threadweaver", join: str | None =
             f"{f.close_text(JOIN_SUMMARY, join)}\n{_combination(p, think_close)}")  # fmt: skip
 
 
-def render(p: ToyProblem, mode: str, fmt: str = "threadweaver") -> str:
-    """`mode` "parallel" (in format `fmt`) or "sequential"."""
+# Hybrid rendering (issue 14, the toy proof's `toy-hybrid` start): the same problems, some rendered
+# parallel and some sequential, so the model itself decides whether to open a block. The choice is
+# deterministic per problem: a uniform number from a hash of the question, below a threshold of
+# HYBRID_MIX + HYBRID_TILT when chain d's first addend is 2 (the cue, about half the problems) and
+# HYBRID_MIX - HYBRID_TILT otherwise. Overall about HYBRID_MIX of the problems are parallel. Why a cue:
+# with a pure coin flip the model learns P(parallel) ~ mix on every problem, and greedy decoding (what
+# tw_toy measures) then reads a knife edge at 0.5 that any small drift flips for all problems at once;
+# with the cue, greedy opens a block on the cue problems (~half) and on no others, while sampling at
+# temperature 1 (RL's rollouts) still opens blocks on both kinds: RL has a choice to make everywhere.
+HYBRID_MIX = 0.4
+HYBRID_TILT = 0.25
+MODES = ("parallel", "sequential", "hybrid")
+
+
+def hybrid_mode(p: ToyProblem, mix: float = HYBRID_MIX, tilt: float = HYBRID_TILT) -> str:
+    """The rendering of problem p in the hybrid mix, "parallel" or "sequential" (deterministic per
+    question, the same on every platform)."""
+    import hashlib
+
+    if not (0.0 <= mix <= 1.0 and 0.0 <= tilt <= 1.0):
+        raise ValueError(f"hybrid mix and tilt must lie in [0, 1], got mix={mix!r}, tilt={tilt!r}")
+    u = int.from_bytes(hashlib.sha256(p.question.encode()).digest()[:8], "big") / 2**64
+    threshold = mix + tilt if p.chains[-1][0] == ADDENDS[-1] else mix - tilt
+    return "parallel" if u < threshold else "sequential"
+
+
+def render(p: ToyProblem, mode: str, fmt: str = "threadweaver", mix: float = HYBRID_MIX,
+           tilt: float = HYBRID_TILT) -> str:
+    """`mode` "parallel" (in format `fmt`), "sequential" or "hybrid" (parallel or sequential per
+    hybrid_mode(p, mix, tilt))."""
+    if mode == "hybrid":
+        mode = hybrid_mode(p, mix, tilt)
     if mode == "parallel":
         return render_parallel(p, fmt)
     if mode == "sequential":
         return render_sequential(p)
-    raise ValueError(f"mode must be 'parallel' or 'sequential', got {mode!r}")
+    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 
 
-def to_record(p: ToyProblem, mode: str, fmt: str = "threadweaver") -> SampleRecord:
+def to_record(p: ToyProblem, mode: str, fmt: str = "threadweaver", mix: float = HYBRID_MIX,
+              tilt: float = HYBRID_TILT) -> SampleRecord:
     """The problem and its `mode` rendering as a data record (harness/records.py): what SFT reads."""
-    return SampleRecord(problem_id=p.problem_id, sample_index=0, response=render(p, mode, fmt), benchmark=BENCHMARK,
-                        gold=p.answer, grading=GRADING, format=fmt if mode == "parallel" else "threadweaver",
+    return SampleRecord(problem_id=p.problem_id, sample_index=0, response=render(p, mode, fmt, mix, tilt),
+                        benchmark=BENCHMARK, gold=p.answer, grading=GRADING,
+                        format=fmt if mode != "sequential" else "threadweaver",
                         messages=[{"role": "user", "content": user_message(p)}])  # fmt: skip
 
 

@@ -1,7 +1,10 @@
 """Re-create the shipped toy models models/toy-threadweaver and models/toy-sequential (issue 5), and the
 toy task in the peer formats, models/toy-npr and models/toy-multiverse (issue 16).
 
-    threadweaver toy train [--which threadweaver|sequential|both|npr|multiverse]
+    threadweaver toy train [--which threadweaver|sequential|both|npr|multiverse|hybrid]
+
+toy-hybrid (issue 14, the RL start) is trained on the hybrid rendering (tasks/toy.py hybrid_mode: some
+problems parallel, some sequential, deterministic per problem), with fewer examples (its config).
 
 Each model: the toy task's train split rendered one way (tasks/toy.py), as sample records, then trie-packed
 SFT with trainers/toy/configs/toy-<name>.yaml plus the task's step tokens (STEP_TOKENS), each model
@@ -38,7 +41,8 @@ KEEP = (
     "loss_log.jsonl",
 )
 MODES = {"threadweaver": ("parallel", "threadweaver"), "sequential": ("sequential", "threadweaver"),
-         "npr": ("parallel", "npr"), "multiverse": ("parallel", "multiverse")}  # model -> (rendering, format)
+         "npr": ("parallel", "npr"), "multiverse": ("parallel", "multiverse"),
+         "hybrid": ("hybrid", "threadweaver")}  # model -> (rendering, format)
 
 
 def write_data(mode: str, out: Path, limit: int | None = None, fmt: str = "threadweaver") -> Path:
@@ -69,9 +73,11 @@ def make_model(which: str, models_dir: Path, overrides: list[str] = ()) -> dict:
             CONFIG_DIR / f"toy-{which}.yaml",
             [f"dataset_path=[{data}]", f"output_dir={tmp / 'out'}", *overrides],
         )
-        # the task's step tokens, where a config does not list them already (the shipped ones do)
-        missing = [t for t in STEP_TOKENS if t not in config.extra_tokens]
-        config.extra_tokens = check_extra_tokens([*config.extra_tokens, *missing])
+        if config.model_init is not None:  # from scratch: the task's step tokens, where the config lacks them
+            missing = [t for t in STEP_TOKENS if t not in config.extra_tokens]
+            config.extra_tokens = check_extra_tokens([*config.extra_tokens, *missing])
+        elif not Path(config.model).is_absolute():  # fine-tuning a sibling toy model (toy-hybrid)
+            config.model = str(models_dir / config.model)
         cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         summary = train_sft(config)
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)

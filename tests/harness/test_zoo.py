@@ -23,6 +23,11 @@ def test_toy_checkpoints_resolve_under_the_repo_root():
     assert path == str(REPO_ROOT / "models" / "toy-threadweaver") and entry.parallel
     path, entry = resolve_pretrained("zoo:toy-sequential")
     assert path.endswith("models/toy-sequential") and entry.format is None and not entry.parallel
+    # the toy RL proof (issue 14): the hybrid start and the two RL models, with their formats and modes
+    for name, fmt, parallel in (("toy-hybrid", "threadweaver", True), ("toy-threadweaver-rl", "threadweaver", True),
+                                ("toy-sequential-rl", None, False)):  # fmt: skip
+        path, entry = resolve_pretrained(f"zoo:{name}")
+        assert path == str(REPO_ROOT / "models" / name) and (entry.format, entry.parallel) == (fmt, parallel)
 
 
 def test_hub_ids_and_pass_through():

@@ -116,6 +116,31 @@ def test_toy_data_command(tmp_path, capsys):
     assert main(["toy", "data", "--limit", "0", "--out", str(out)]) == 2
 
 
+def test_hybrid_mix_is_deterministic_and_holds_both_kinds(tmp_path):
+    """toy-hybrid's data (issue 14): each problem rendered parallel or sequential, decided by the question
+    alone (same answer on every call and on a copy of the problem), both kinds present, about `mix` of the
+    problems parallel, more of them where chain d starts with +2 (the cue), the extremes all one kind."""
+    train = toy.make_split("train", 2000)
+    modes = [toy.hybrid_mode(p) for p in train]
+    assert modes == [toy.hybrid_mode(toy.ToyProblem("other-id", p.chains)) for p in train]
+    for p, mode in zip(train[:20], modes, strict=False):
+        assert toy.render(p, "hybrid") == toy.render(p, mode)
+        assert toy.to_record(p, "hybrid").response == toy.render(p, mode)
+    share = sum(m == "parallel" for m in modes) / len(modes)
+    assert abs(share - toy.HYBRID_MIX) < 0.04
+    cue = [m for p, m in zip(train, modes, strict=True) if p.chains[-1][0] == 2]
+    rest = [m for p, m in zip(train, modes, strict=True) if p.chains[-1][0] != 2]
+    assert cue.count("parallel") / len(cue) > 0.5 > rest.count("parallel") / len(rest) > 0.05
+    assert {toy.hybrid_mode(p, mix=0.0, tilt=0.0) for p in train[:50]} == {"sequential"}
+    assert {toy.hybrid_mode(p, mix=1.0, tilt=0.0) for p in train[:50]} == {"parallel"}
+    with pytest.raises(ValueError, match="mix and tilt"):
+        toy.hybrid_mode(train[0], mix=1.5)
+    out = tmp_path / "h.jsonl"
+    assert main(["toy", "data", "--split", "train", "--limit", "30", "--mode", "hybrid", "--out", str(out)]) == 0
+    responses = [json.loads(line)["response"] for line in out.read_text().splitlines()]
+    assert responses == [toy.render(p, modes[i]) for i, p in enumerate(train[:30])]
+
+
 def test_tw_toy_loader():
     pytest.importorskip("datasets")
 
@@ -125,7 +150,9 @@ def test_tw_toy_loader():
         toy.load_dataset(split="test", limit=4)
 
 
-@pytest.mark.parametrize("name", ["toy-threadweaver", "toy-sequential"])
+@pytest.mark.parametrize(
+    "name", ["toy-threadweaver", "toy-sequential", "toy-hybrid", "toy-threadweaver-rl", "toy-sequential-rl"]
+)
 def test_shipped_models_are_small_plain_checkpoints(name):
     d = REPO_ROOT / "models" / name
     if not (d / "config.json").exists():
@@ -136,7 +163,7 @@ def test_shipped_models_are_small_plain_checkpoints(name):
     assert not list(d.glob("*.bin")) and not list(d.glob("*.pt"))
 
 
-@pytest.mark.parametrize("name", ["toy-threadweaver", "toy-sequential"])
+@pytest.mark.parametrize("name", ["toy-threadweaver", "toy-sequential", "toy-hybrid"])
 def test_shipped_tokenizers_keep_step_tokens_whole(name):
     """The shipped models were trained with the task's current step tokens and their config's phrases, each
     one id (changing either without retraining fails here), and their tokenizer round-trips both renderings."""
@@ -144,7 +171,8 @@ def test_shipped_tokenizers_keep_step_tokens_whole(name):
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(REPO_ROOT / "models" / name / "tokenizer.json"))
-    config = yaml.safe_load((REPO_ROOT / "trainers" / "toy" / "configs" / f"{name}.yaml").read_text())
+    source = "toy-threadweaver" if name == "toy-hybrid" else name  # toy-hybrid is fine-tuned from it
+    config = yaml.safe_load((REPO_ROOT / "trainers" / "toy" / "configs" / f"{source}.yaml").read_text())
     for t in [*toy.STEP_TOKENS, *config["extra_tokens"]]:
         assert len(tok.encode(t, add_special_tokens=False).ids) == 1, t
     for p in TEST[:3]:

@@ -43,9 +43,10 @@ def add_parser(subparsers) -> None:
     data.add_argument("--split", choices=("train", "test"), default="test")
     data.add_argument(
         "--mode",
-        choices=("parallel", "sequential"),
+        choices=("parallel", "sequential", "hybrid"),
         default="parallel",
-        help="rendering of the completion (default: parallel)",
+        help="rendering of the completion (default: parallel; hybrid: some problems parallel, some "
+        "sequential, deterministic per problem, tasks/toy.py hybrid_mode)",
     )
     data.add_argument("--format", default="threadweaver", dest="fmt",
                       help="parallel format of the parallel rendering (harness.formats; default threadweaver)")
@@ -53,9 +54,9 @@ def add_parser(subparsers) -> None:
     data.add_argument("--out", required=True, help="output JSONL path ('-' = stdout)")
     data.set_defaults(func=run_data)
     train = sub.add_parser("train", help="Re-create the shipped toy models (threadweaver/toy_models.py)")
-    train.add_argument("--which", choices=("both", "threadweaver", "sequential", "npr", "multiverse"), default="both",
-                       help="both = threadweaver and sequential (the shipped pair); npr, multiverse: the toy in "
-                       "that format")
+    train.add_argument("--which", choices=("both", "threadweaver", "sequential", "hybrid", "npr", "multiverse"),
+                       default="both", help="both: the two shipped demo models; hybrid: toy-hybrid, the RL start "
+                       "(issue 14); npr, multiverse: the toy in that format")
     train.add_argument("--out-dir", default=str(REPO_ROOT / "models"), help="where models/toy-* go")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override one key of the toy SFT config (value parsed as YAML); repeatable")
