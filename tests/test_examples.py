@@ -20,6 +20,7 @@ import json
 import re
 import shlex
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,8 @@ PREPARE = {
     # sample records with their requests (units)
     "bench rollout": ["threadweaver rollout problems.jsonl --engine hf --model path/to/model --out records.jsonl"],
     # two runs' records (the lm-eval backend writes the same records)
+    "datagen stage1": ["threadweaver datagen stage0 --prompts problems.jsonl --engine hf --model path/to/model "
+                       "--samples 1 --out seq.jsonl"],
     "results": ["threadweaver rollout problems.jsonl --engine hf --model path/to/model --benchmark toy "
                 "--grading digits --out out/tw/threadweaver_trajectories_1.jsonl",
                 "threadweaver rollout problems.jsonl --engine hf --model models/toy-sequential --no-parallel "
@@ -120,7 +123,7 @@ def _records(sandbox: Path, name: str, count: int = 3) -> Path:
     return path
 
 
-def make_sandbox(root: Path) -> Path:
+def make_sandbox(root: Path, shared_data: Path) -> Path:
     from threadweaver_tasks.toy import make_split, render_parallel, user_message
 
     root.mkdir(parents=True)
@@ -155,6 +158,18 @@ def make_sandbox(root: Path) -> Path:
         "dataset_path: [toy-records.jsonl]\nmodel: path/to/model\nmax_tokens: 1024\nmask: dense\n"
         "per_device_train_batch_size: 2\nuse_cpu: true\nreport_to: none\n"
     )
+    # `datagen`: the benchmark file's first lines, and a pipeline config for this sandbox
+    with open(shared_data / "math500.jsonl") as src, open(root / "math500.jsonl", "w") as dst:
+        dst.writelines(line for _, line in zip(range(3), src, strict=False))
+    (root / "pipeline.yaml").write_text(
+        "work_dir: out/datagen\nproblems: problems.jsonl\nstages: [stage0]\n"
+        "stage0: {engine: hf, model: path/to/model, samples: 1}\n"
+        "stage1: {base_url: 'http://127.0.0.1:8000/v1', model: gpt-x}\n"
+        "sft1: {model: path/to/model, max_steps: 1, max_tokens: 1024, use_cpu: true}\n"
+        "stage2: {engine: hf, samples: 1}\nsft2: {max_steps: 1, max_tokens: 1024, use_cpu: true}\n"
+    )
+    (root / "out/datagen").mkdir(parents=True)
+    (root / "out/datagen/sft1").symlink_to(root / "path/to/model")  # what stage sft1 would have trained
     home = root / "home"
     store = home / ".cache/threadweaver/store"
     store.mkdir(parents=True)
@@ -202,8 +217,15 @@ EXAMPLES = all_examples()
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", sorted(EXAMPLES))
-def test_every_help_example_runs_as_printed(command, tmp_path, shared_data, monkeypatch, capsys):
-    sandbox = make_sandbox(tmp_path / "sandbox")
+def test_every_help_example_runs_as_printed(command, tmp_path, shared_data, monkeypatch, capsys, request):
+    sandbox = make_sandbox(tmp_path / "sandbox", shared_data)
+    if command.startswith("datagen"):  # the examples' chat endpoint, http://127.0.0.1:8000/v1
+        sys.path.insert(0, str(REPO / "tests/trainers"))
+        from chat_server import ChatServer, good_llm
+
+        server = ChatServer(good_llm, port=8000)
+        server.__enter__()
+        request.addfinalizer(lambda: server.__exit__(None, None, None))
     monkeypatch.chdir(sandbox)
     monkeypatch.setenv("THREADWEAVER_STORE_DIR", str(sandbox / "home/.cache/threadweaver/store"))
     monkeypatch.setenv("THREADWEAVER_DATA_DIR", str(shared_data))

@@ -40,7 +40,7 @@ def step_of(body: dict) -> int:
 
 
 class ChatServer:
-    def __init__(self, script, delay_s: float = 0.0) -> None:
+    def __init__(self, script, delay_s: float = 0.0, port: int = 0) -> None:
         self.script, self.delay_s = script, delay_s
         self.calls: list[dict] = []
         self.lock = threading.Lock()
@@ -92,7 +92,7 @@ class ChatServer:
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
                     pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.httpd.block_on_close = False  # a test's slow reply must not hold up the shutdown
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"

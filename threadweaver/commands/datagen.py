@@ -15,10 +15,10 @@ from pathlib import Path
 from harness.errors import InputError
 
 EXAMPLE = """examples:
-  threadweaver datagen stats data/stage1.jsonl --tokenizer path/to/tokenizer_dir
-  threadweaver datagen stage0 --prompts problems.jsonl --engine vllm --model M --samples 4 --out seq.jsonl
+  threadweaver datagen stage0 --prompts problems.jsonl --engine hf --model path/to/model --samples 2 --out seq.jsonl
   threadweaver datagen stage1 seq.jsonl --base-url http://127.0.0.1:8000/v1 --model gpt-x --out stage1.jsonl
-  threadweaver datagen stage2 --prompts problems.jsonl --engine vllm --model sft1 --samples 8 --out stage2.jsonl
+  threadweaver datagen stage2 --prompts problems.jsonl --engine hf --model sft1 --samples 2 --out stage2.jsonl
+  threadweaver datagen stats stage2.jsonl --tokenizer path/to/tokenizer_dir
   threadweaver datagen pipeline --config pipeline.yaml    # stage 0 -> 1 -> SFT -> 2 -> SFT
 """
 

@@ -17,9 +17,10 @@ from pathlib import Path
 from harness.errors import InputError
 
 EXAMPLE = """examples:
-  threadweaver datagen stage0 --prompts problems.jsonl --engine vllm --model Qwen/Qwen3-8B --samples 4 --out seq.jsonl
+  threadweaver datagen stage0 --prompts problems.jsonl --engine vllm --model Qwen/Qwen3-8B --samples 4 \\
+      --out seq.jsonl  # needs a GPU: an 8B model
   threadweaver datagen stage2 --prompts problems.jsonl --engine vllm --model out/sft1 --samples 8 \\
-      --max-total-tokens 40960 --min-self-parallelism 1.05 --max-per-problem 4 --out stage2.jsonl
+      --max-total-tokens 40960 --min-self-parallelism 1.05 --max-per-problem 4 --out stage2.jsonl  # needs a GPU: an 8B model
 PROBLEMS lines: {"id": "p1", "problem": "question", "answer": "42"} (the benchmark files' fields).
 """
 

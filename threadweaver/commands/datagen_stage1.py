@@ -22,7 +22,8 @@ from pathlib import Path
 from harness.errors import InputError
 
 EXAMPLE = """examples:
-  OPENAI_API_KEY=... threadweaver datagen stage1 seq.jsonl --base-url https://host/v1 --model gpt-x --out s1.jsonl
+  OPENAI_API_KEY=sk-... threadweaver datagen stage1 seq.jsonl --base-url http://127.0.0.1:8000/v1 --model gpt-x \\
+      --out s1.jsonl
   threadweaver datagen stage1 math500.jsonl --trace-field solution --base-url http://127.0.0.1:8000/v1 \\
       --model Qwen/Qwen3-8B --concurrency 16 --usd-per-mtok 0.5 1.5 --out s1.jsonl
 """
