@@ -104,10 +104,9 @@ def test_the_help_texts_have_examples():
 
 
 # ----------------------------------------------------------------------------------------------- sandbox
-def _model(dest: Path, context: int) -> None:
-    """The shipped toy-threadweaver model (short, well-formed answers), its context cut to `context`
-    positions so that a format it was not trained on (no fork, text until the context ends) ends soon."""
-    shutil.copytree(REPO / "models/toy-threadweaver", dest)
+def _model(dest: Path, context: int, name: str = "toy-threadweaver") -> None:
+    """A shipped toy model (short, well-formed answers), its context cut to `context` positions."""
+    shutil.copytree(REPO / "models" / name, dest)
     config = json.loads((dest / "config.json").read_text())
     config["max_position_embeddings"] = context
     (dest / "config.json").write_text(json.dumps(config))
@@ -133,7 +132,9 @@ def make_sandbox(root: Path, shared_data: Path) -> Path:
     shutil.copytree(REPO / "results", root / "results")
     shutil.copy(REPO / "results" / "toy-threadweaver__toy.json", root / "new__toy.json")
     _model(root / "path/to/model", 400)  # a toy trajectory: about 90 prompt + 224 response tokens
-    _model(root / "M", 200)  # `--format parallel-r1` on it: no fork, text until the context ends
+    # `--format parallel-r1` on M: toy-sequential never writes `<Parallel>` (Parallel-R1's fork trigger, which
+    # toy-threadweaver writes for its own format), so the rollout stays one short sequential request
+    _model(root / "M", 400, "toy-sequential")
     (root / "models").symlink_to(REPO / "models")
     for alias in ("path/to/tokenizer_dir", "sft1"):
         (root / alias).parent.mkdir(parents=True, exist_ok=True)
