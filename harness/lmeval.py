@@ -243,7 +243,7 @@ class ThreadweaverLM(LM):
 
     def _clamp(self, config: RolloutConfig, prompt: str) -> None:
         """Fit the budget into the model's context (its max_model_len / max_position_embeddings)."""
-        limit = self.engine_args.max_model_len or _context_length(self.path, self._engine)
+        limit = self.engine_args.context_length(self._engine)
         if limit is None or config.max_context_tokens is not None:
             return
         config.max_context_tokens = limit
@@ -330,19 +330,6 @@ def _load_tokenizer(path: str):
     except (OSError, ValueError) as exc:
         reason = " ".join(str(exc).split())[:200]
         raise InputError(f"model_args: cannot load a tokenizer from {path} ({type(exc).__name__}: {reason})") from None
-
-
-def _context_length(path: str, engine) -> int | None:
-    """The model's context length: the engine's if it says, else config.json's max_position_embeddings."""
-    for owner in (engine, getattr(engine, "llm", None)):
-        n = getattr(getattr(owner, "model_config", None), "max_model_len", None)
-        if isinstance(n, int):
-            return n
-    config = Path(path).expanduser() / "config.json"
-    if config.is_file():
-        n = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings")
-        return n if isinstance(n, int) else None
-    return None
 
 
 __all__ = ["ThreadweaverArgs", "ThreadweaverLM", "cut_at_stops", "parse_model_args", "rollout_settings"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextvars
 import difflib
+import json
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -140,6 +141,21 @@ class EngineArgs:
                 continue
             kw[f.metadata["kwarg"].get(self.engine, f.name)] = value
         return kw
+
+    def context_length(self, engine=None) -> int | None:
+        """The model's context in tokens: max_model_len if set, else the built engine's, else the
+        checkpoint's config.json `max_position_embeddings` (None if none says)."""
+        if self.max_model_len:
+            return self.max_model_len
+        for owner in (engine, getattr(engine, "llm", None)):
+            n = getattr(getattr(owner, "model_config", None), "max_model_len", None)
+            if isinstance(n, int):
+                return n
+        config = Path(self.model).expanduser() / "config.json"
+        if config.is_file():
+            n = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings")
+            return n if isinstance(n, int) else None
+        return None
 
     def build(self):
         """Start the engine (imports its adapter; InputError if its package is missing, or if the model or

@@ -75,3 +75,28 @@ def test_structures_from_rollout_records(files):
     structs = sorted(repr(s.items) for s in structures_from_records(out))
     # hand-counted char tokens: HEAD = 5 tags + "1: a" + "2: b" = 15; " t</Thread>" = 3; "plain answer" = 12
     assert structs == ["[12]", "[15, [3, 3]]"]
+
+
+def test_no_request_runs_past_the_models_context(tmp_path, capsys):
+    """`threadweaver rollout` stops every request where the model's context ends (its config.json), as the
+    lm-eval backend does: toy-threadweaver run as Parallel-R1 forks at its own `<Parallel>` and its paths
+    would otherwise generate to Parallel-R1's 4,096-token path cap."""
+    import shutil
+    from pathlib import Path
+
+    from threadweaver_tasks.toy import make_split, user_message
+
+    model = tmp_path / "toy"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "models/toy-threadweaver", model)
+    config = json.loads((model / "config.json").read_text())
+    config["max_position_embeddings"] = 200
+    (model / "config.json").write_text(json.dumps(config))
+    p = make_split("test", 1)[0]
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"id": "p0", "prompt": user_message(p), "answer": p.answer}) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["rollout", str(prompts), "--engine", "hf", "--model", str(model), "--format", "parallel-r1",
+                 "--out", str(out)]) == 0  # fmt: skip
+    record = json.loads(out.read_text())
+    assert record["run"]["rollout"]["max_context_tokens"] == 200
+    assert all(u["context_tokens"] + len(u["inserted_ids"]) + len(u["completion_ids"]) <= 200 for u in record["units"])

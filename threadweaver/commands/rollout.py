@@ -121,6 +121,7 @@ def run(args) -> int:
         return 0
     engine_args = EngineArgs.from_cli(args)
     engine = engine_args.build()
+    config.max_context_tokens = engine_args.context_length(engine)  # no request runs past the model's context
     try:
         tok = engine.tokenizer
         prompts = [render_prompt(tok, user, args.chat_template) for _, user, _, _ in todo]
