@@ -38,7 +38,7 @@ FIGURES = (
     "critical_path_tokens",
     "total_tokens",
 )
-VLLM_CPU = {"gpu_memory_utilization": 0.3, "max_model_len": 2048, "enforce_eager": True}
+VLLM_CPU = {"max_model_len": 2048, "enforce_eager": True}
 
 
 def log(work: Path, line: str) -> None:

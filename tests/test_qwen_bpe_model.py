@@ -77,7 +77,7 @@ def test_tiny_model_loads_in_vllm_with_the_same_tokenizer_and_logprobs(qwen_bpe_
         logp = torch.log_softmax(model(torch.tensor([ids])).logits[0, :-1], dim=-1)
     expected = logp.gather(-1, torch.tensor(ids[1:]).unsqueeze(-1)).squeeze(-1).tolist()
 
-    llm = LLM(model=str(qwen_bpe_model_dir), dtype="float32", enforce_eager=True, gpu_memory_utilization=0.1,
+    llm = LLM(model=str(qwen_bpe_model_dir), dtype="float32", enforce_eager=True, kv_cache_memory_bytes=1 << 28,
               max_model_len=2048)  # fmt: skip
     assert llm.get_tokenizer().encode(TEXT, add_special_tokens=False) == ids
     (out,) = llm.generate(TokensPrompt(prompt_token_ids=ids), SamplingParams(max_tokens=2, temperature=0, prompt_logprobs=0))  # fmt: skip

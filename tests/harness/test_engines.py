@@ -120,7 +120,7 @@ def test_vllm_rollout_agrees_with_hf(parallel_model, hf_run):
 
     tok, hf_rec, _ = hf_run
     engine = load_engine("vllm", model=str(parallel_model), dtype="float32", enforce_eager=True,
-                         gpu_memory_utilization=0.3, max_model_len=2048)  # fmt: skip
+                         max_model_len=2048)  # fmt: skip
     try:
         rec, log = roll(engine)
         rec2, _ = roll(engine)  # a second event loop on the same engine
