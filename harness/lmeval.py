@@ -265,7 +265,7 @@ class ThreadweaverLM(LM):
                     setattr(rec, name, value)
                 await asyncio.to_thread(_grade, rec, s["until"])
                 s["record"] = rec
-                if self.store is not None:
+                if self.store is not None and rec.end_reason != "error":  # an engine error is retried next run
                     self.store.put(s["key"], rec.to_dict())
                 out.write(rec)
                 bar.update(1)

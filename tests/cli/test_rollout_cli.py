@@ -47,6 +47,22 @@ def test_rollout_writes_one_record_per_sample_and_resumes(files, capsys):
     assert "1 trajectories to run, 3 already" in capsys.readouterr().err
 
 
+def test_rollout_retries_engine_errors_on_rerun(files, capsys):
+    """A record that ended in an engine error is not a finished sample: the rerun retries it and the file keeps
+    one record per sample."""
+    prompts, script, out = files
+    assert _run(prompts, script, out) == 0
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    first = sorted((r["problem_id"], r["end_reason"]) for r in recs)
+    recs[0]["end_reason"] = "error"  # as the rollout writes a sample whose engine call raised
+    out.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert _run(prompts, script, out) == 0
+    again = [json.loads(x) for x in out.read_text().splitlines()]
+    assert sorted((r["problem_id"], r["end_reason"]) for r in again) == first
+    err = capsys.readouterr().err
+    assert "1 records in" in err and "engine error: retrying" in err and "1 trajectories to run, 1 already" in err
+
+
 def test_rollout_bad_input_is_one_error_line(files, capsys):
     prompts, script, out = files
     prompts.write_text('{"id": "p1", "text": "Q1"}\n')

@@ -113,6 +113,23 @@ def test_repeats_become_graded_sample_records_and_the_store_resumes(tmp_path, sc
     assert sorted(r.sample_index for r in recs if r.problem_id == "math500-y") == [0, 1, 2]
 
 
+def test_an_engine_error_is_recorded_but_not_stored(tmp_path, scripted):
+    """A sample whose engine call raised is written (scored wrong) but kept out of the store: the next run
+    generates it again instead of reusing the failure."""
+    broken = scripted()
+
+    async def fail(req):
+        raise RuntimeError("engine went away")
+
+    broken.generate = fail
+    _lm(tmp_path, broken).generate_until([_inst()])
+    (rec,) = [r for _, r in read_records(tmp_path / "traj.jsonl")]
+    assert rec.end_reason == "error"
+    engine = scripted()
+    assert _lm(tmp_path, engine).generate_until([_inst()]) == ["<think>add</think> so \\boxed{2} "]
+    assert len(engine.requests) == 1
+
+
 def test_chat_template_can_be_turned_off(tmp_path, scripted):
     engine = scripted()
     _lm(tmp_path, engine, chat_template=False).generate_until([_inst()])

@@ -81,10 +81,23 @@ def read_problems(path: Path) -> list[tuple[str, str, str | None]]:
 
 
 def finished_keys(out: Path) -> set[tuple[str, int]]:
-    """(problem_id, sample_index) of the records in `out` (a torn last line is ignored)."""
+    """(problem_id, sample_index) of the finished records in `out` (a torn last line is ignored). Records that
+    ended in an engine error are not finished: they are cut from the file here, so the rerun retries them
+    and the file keeps one record per sample."""
+    import os
+
     from harness.records import read_records
 
-    return {(r.problem_id, r.sample_index) for _, r in read_records(out)} if out.exists() else set()
+    if not out.exists():
+        return set()
+    records = [r for _, r in read_records(out)]
+    kept = [r for r in records if r.end_reason != "error"]
+    if len(kept) < len(records):
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text("".join(r.to_json() + "\n" for r in kept), encoding="utf-8")
+        os.replace(tmp, out)
+        print(f"{len(records) - len(kept)} records in {out} ended in an engine error: retrying them", file=sys.stderr)
+    return {(r.problem_id, r.sample_index) for r in kept}
 
 
 def run(args) -> int:
