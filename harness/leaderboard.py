@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +23,7 @@ from harness.config import build_dataclass, load_yaml_mapping
 from harness.errors import InputError
 from harness.metrics import pareto_flags
 from harness.plots import PLOT_AXES, plot_board
-from harness.results import Result, load_result
+from harness.results import Aggregates, Result, load_result
 
 BOARDS_FILE = "boards.yaml"  # in the results folder: titles, the averaged benchmarks, speedup baselines
 BOOTSTRAP_SEED = 0
@@ -48,33 +50,21 @@ def load_boards_config(results_dir: str | Path) -> BoardsConfig:
 
 @dataclass
 class Row:
-    """One entry of a board; fractions (accuracy, activation), percent only when rendered."""
+    """One entry of a board: the result's aggregates (on the average board, their means) and what the board
+    adds. Fractions (accuracy, rates), percent only when rendered."""
 
     model: str
     provenance: str
-    accuracy: float
-    critical_path_tokens: float | None = None
-    total_tokens: float | None = None
-    self_parallelism: float | None = None
-    activation_ratio: float | None = None
+    aggregates: Aggregates
     speedup: float | None = None
+    """Critical-path speedup vs the board's baseline (paper speedup of measured pairs, else the published one)."""
     speedup_ci_low: float | None = None
     speedup_ci_high: float | None = None
-    wall_s: float | None = None
     num_samples_per_problem: int | None = None
     pareto: bool = False
     fidelity: str | None = None
     """"approximate" when the run used ordinary positions on a model trained with restarted ones
     (formats.md section 1); shown next to the provenance."""
-    accuracy_untruncated: float | None = None
-    truncation_rate: float | None = None
-    trigger_rate: float | None = None
-    format_valid_strict: float | None = None
-    format_valid_lenient: float | None = None
-    format_error: float | None = None
-    no_tags: float | None = None
-    inserted_tokens: float | None = None
-    reprefill_tokens: float | None = None
     tps_ratio: float | None = None
     """TPS-ratio speedup vs `tps_baseline` (formats.md section 4): its own column, apart from `speedup`."""
     tps_baseline: str | None = None
@@ -119,11 +109,6 @@ def _speedup_row(result: Result, peers: dict[tuple[str, str], Result], baseline:
     if agg.speedup is not None and agg.speedup_baseline == baseline:
         return agg.speedup, None, None
     return None, None, None
-
-
-EXTRA_FIELDS = ("accuracy_untruncated", "truncation_rate", "trigger_rate", "format_valid_strict",
-                "format_valid_lenient", "format_error", "no_tags", "inserted_tokens", "reprefill_tokens")
-"""Row figures copied from the result's aggregates (formats.md section 4); averaged on the average board."""
 
 
 def _tps_row(result: Result, peers: dict[tuple[str, str], Result], baseline: str | None) -> tuple:
@@ -177,20 +162,18 @@ def build_boards(entries: list[tuple[Path, Result]], config: BoardsConfig | None
         for key in sorted(peers):
             r = peers[key]
             sp, lo, hi = _speedup_row(r, peers, baseline, notes)
-            a = r.aggregates
             tps, tps_base = _tps_row(r, peers, baseline)
-            rows.append(Row(r.model.name, r.provenance, a.accuracy, a.critical_path_tokens, a.total_tokens,
-                            a.self_parallelism, a.activation_ratio, sp, lo, hi, a.wall_s,
-                            r.num_samples_per_problem, fidelity=r.fidelity, ci=_intervals(r),
-                            tps_ratio=tps, tps_baseline=tps_base, format_checker=r.format_checker,
-                            **{name: getattr(a, name) for name in EXTRA_FIELDS}))  # fmt: skip
+            rows.append(Row(r.model.name, r.provenance, r.aggregates, sp, lo, hi, r.num_samples_per_problem,
+                            fidelity=r.fidelity, tps_ratio=tps, tps_baseline=tps_base,
+                            format_checker=r.format_checker, ci=_intervals(r)))  # fmt: skip
         boards.append(Board(bench, config.titles.get(bench, bench), baseline, _finish(rows), notes))
     average = _average_board([b for b in boards if b.name in config.average], config)
     return boards + ([average] if average else [])
 
 
 def _average_board(boards: list[Board], config: BoardsConfig) -> Board | None:
-    """Mean of the per-benchmark values (the paper's Average row) over models present on all of them."""
+    """Mean of the per-benchmark values (the paper's Average row) of every figure the tables show (`SHOWN`),
+    over the models present on all of them."""
     wanted = len(config.average)
     if not wanted or len(boards) < wanted:
         return None
@@ -199,13 +182,11 @@ def _average_board(boards: list[Board], config: BoardsConfig) -> Board | None:
         for row in b.rows:
             cells.setdefault((row.model, row.provenance), []).append(row)
 
-    def mean(rows: list[Row], name: str) -> float | None:
-        values = [getattr(r, name) for r in rows]
+    def mean(values: list[float | None]) -> float | None:
         return float(np.mean(values)) if all(v is not None for v in values) else None
 
-    rows = [Row(model, prov, mean(rs, "accuracy"), mean(rs, "critical_path_tokens"), mean(rs, "total_tokens"),
-                mean(rs, "self_parallelism"), mean(rs, "activation_ratio"), mean(rs, "speedup"),
-                fidelity=_fidelity(rs), **{name: mean(rs, name) for name in EXTRA_FIELDS})
+    rows = [Row(model, prov, Aggregates(**{n: mean([getattr(r.aggregates, n) for r in rs]) for n in SHOWN}),
+                mean([r.speedup for r in rs]), fidelity=_fidelity(rs))
             for (model, prov), rs in sorted(cells.items()) if len(rs) == wanted]
     if not rows:
         return None
@@ -221,9 +202,10 @@ def _fidelity(rows: list[Row]) -> str | None:
 
 
 def _finish(rows: list[Row]) -> list[Row]:
-    for row, flag in zip(rows, pareto_flags([(r.accuracy, r.critical_path_tokens) for r in rows]), strict=True):
+    points = [(r.aggregates.accuracy, r.aggregates.critical_path_tokens) for r in rows]
+    for row, flag in zip(rows, pareto_flags(points), strict=True):
         row.pareto = flag
-    return sorted(rows, key=lambda r: (-r.accuracy, r.model, r.provenance))
+    return sorted(rows, key=lambda r: (-r.aggregates.accuracy, r.model, r.provenance))
 
 
 # ----- rendering -----
@@ -235,46 +217,90 @@ def fmt_tokens(x: float | None) -> str:
     return f"{x / 1000:.1f}k" if x >= 1000 else f"{x:.0f}"
 
 
-def _fmt(x: float | None, pattern: str) -> str:
-    return "-" if x is None else pattern.format(x)
+def _fmt(pattern: str) -> Callable[[Any], str]:
+    return lambda x: "-" if x is None else pattern.format(x)
 
 
 def _pct(x: float | None) -> str:
-    return _fmt(None if x is None else 100 * x, "{:.1f}")
+    return _fmt("{:.1f}")(None if x is None else 100 * x)
+
+
+def _provenance(r: Row) -> str:
+    return r.provenance + (", fidelity approximate" if r.fidelity == "approximate" else "")
+
+
+def _speedup(r: Row) -> str:
+    text = _fmt("{:.2f}x")(r.speedup)
+    return text + ("" if r.speedup_ci_low is None else f" [{r.speedup_ci_low:.2f}, {r.speedup_ci_high:.2f}]")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A Markdown column: header, value (an Aggregates attribute, or a function of the row for what the board
+    adds) and how the value is written."""
+
+    header: str
+    value: str | Callable[[Row], Any]
+    fmt: Callable[[Any], str] = str
+
+    def cell(self, row: Row) -> str:
+        return self.fmt(getattr(row.aggregates, self.value) if isinstance(self.value, str) else self.value(row))
+
+
+MODEL_COLUMNS = (Column("model", lambda r: r.model), Column("provenance", _provenance))
+SUMMARY_COLUMNS = MODEL_COLUMNS + (
+    Column("k", lambda r: r.num_samples_per_problem, _fmt("{}")),
+    Column("accuracy (%)", "accuracy", _pct),
+    Column("critical-path tokens", "critical_path_tokens", fmt_tokens),
+    Column("total tokens", "total_tokens", fmt_tokens),
+    Column("self-parallelism", "self_parallelism", _fmt("{:.2f}x")),
+    Column("activation (%)", "activation_ratio", _pct),
+    Column("speedup vs {base}", _speedup),
+    Column("wall-clock (s)", "wall_s", _fmt("{:.2f}")),
+    Column("Pareto", lambda r: "yes" if r.pareto else ""),
+)
+FORMAT_COLUMNS = MODEL_COLUMNS + (  # formats.md section 4
+    Column("trigger (%)", "trigger_rate", _pct),
+    Column("strict valid (%)", "format_valid_strict", _pct),
+    Column("lenient valid (%)", "format_valid_lenient", _pct),
+    Column("format error (%)", "format_error", _pct),
+    Column("no tags (%)", "no_tags", _pct),
+    Column("truncated (%)", "truncation_rate", _pct),
+    Column("accuracy untruncated (%)", "accuracy_untruncated", _pct),
+    Column("total tokens", "total_tokens", fmt_tokens),
+    Column("inserted tokens", "inserted_tokens", fmt_tokens),
+    Column("re-prefilled tokens", "reprefill_tokens", fmt_tokens),
+    Column("total + re-prefilled",
+           lambda r: metrics.tokens_with_reprefill(r.aggregates.total_tokens, r.aggregates.reprefill_tokens),
+           fmt_tokens),  # fmt: skip
+    Column("TPS ratio", lambda r: "-" if r.tps_ratio is None else f"{r.tps_ratio:.2f}x vs {r.tps_baseline}"),
+)
+CSV_FIELDS = ("model", "provenance", "accuracy", "critical_path_tokens", "total_tokens", "self_parallelism",
+              "activation_ratio", "speedup", "speedup_ci_low", "speedup_ci_high", "wall_s", "num_samples_per_problem",
+              "pareto", "fidelity", "accuracy_untruncated", "truncation_rate", "trigger_rate", "format_valid_strict",
+              "format_valid_lenient", "format_error", "no_tags", "inserted_tokens", "reprefill_tokens", "tps_ratio",
+              "tps_baseline", "format_checker")
+"""The CSV's first columns (Row or Aggregates attributes, plain numbers), in their committed order; the other
+figures of `SHOWN` follow them."""
+SHOWN = tuple(dict.fromkeys(c.value for c in SUMMARY_COLUMNS + FORMAT_COLUMNS if isinstance(c.value, str)))
+"""The Aggregates figures the tables show: all in the CSV, averaged on the average board."""
+
+
+def _table(columns: tuple[Column, ...], rows: list[Row], base: str) -> list[str]:
+    return ["| " + " | ".join(c.header.format(base=base) for c in columns) + " |", "|---" * len(columns) + "|"] + [
+        "| " + " | ".join(c.cell(r) for c in columns) + " |" for r in rows]
 
 
 def render_markdown(board: Board, plots: list[str]) -> str:
     base = board.baseline or "none"
     lines = [f"# {board.title}", "",
              f"Generated by `threadweaver leaderboard` from results/; do not edit. Speedup baseline: `{base}`.",
-             "Accuracy is Avg@k (k = samples per problem); latency is critical-path tokens (spec section 6).", "",
-             f"| model | provenance | k | accuracy (%) | critical-path tokens | total tokens | self-parallelism "
-             f"| activation (%) | speedup vs {base} | wall-clock (s) | Pareto |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in board.rows:
-        speed = _fmt(r.speedup, "{:.2f}x")
-        if r.speedup_ci_low is not None:
-            speed += f" [{r.speedup_ci_low:.2f}, {r.speedup_ci_high:.2f}]"
-        lines.append(
-            f"| {r.model} | {_provenance(r)} | {_fmt(r.num_samples_per_problem, '{}')} | {100 * r.accuracy:.1f} "
-            f"| {fmt_tokens(r.critical_path_tokens)} | {fmt_tokens(r.total_tokens)} "
-            f"| {_fmt(r.self_parallelism, '{:.2f}x')} | {_pct(r.activation_ratio)} | {speed} | {_fmt(r.wall_s, '{:.2f}')} "
-            f"| {'yes' if r.pareto else ''} |")
+             "Accuracy is Avg@k (k = samples per problem); latency is critical-path tokens (spec section 6).", ""]
+    lines += _table(SUMMARY_COLUMNS, board.rows, base)
     lines += ["", "Speedup CIs are 95% bootstrap intervals over problems (measured results only). "
               "Pareto: no other entry is as accurate at lower or equal critical-path tokens.", "",
-              "## Format, truncation and cost (formats.md section 4)", "",
-              "| model | provenance | trigger (%) | strict valid (%) | lenient valid (%) | format error (%) "
-              "| no tags (%) | truncated (%) | accuracy untruncated (%) | total tokens | inserted tokens "
-              "| re-prefilled tokens | total + re-prefilled | TPS ratio |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in board.rows:
-        tps = "-" if r.tps_ratio is None else f"{r.tps_ratio:.2f}x vs {r.tps_baseline}"
-        lines.append(
-            f"| {r.model} | {_provenance(r)} | {_pct(r.trigger_rate)} | {_pct(r.format_valid_strict)} "
-            f"| {_pct(r.format_valid_lenient)} | {_pct(r.format_error)} | {_pct(r.no_tags)} "
-            f"| {_pct(r.truncation_rate)} | {_pct(r.accuracy_untruncated)} | {fmt_tokens(r.total_tokens)} "
-            f"| {fmt_tokens(r.inserted_tokens)} | {fmt_tokens(r.reprefill_tokens)} "
-            f"| {fmt_tokens(metrics.tokens_with_reprefill(r.total_tokens, r.reprefill_tokens))} | {tps} |")
+              "## Format, truncation and cost (formats.md section 4)", ""]
+    lines += _table(FORMAT_COLUMNS, board.rows, base)
     lines += ["", "\"-\" = not reported by the paper (reported rows) or not recorded by the run. Trigger: at least one "
               "fork group executed. Strict: the format's own checker (below); lenient: control tags balanced and "
               "nested (+ format error + no tags = 100). Truncated: ended at a limit, kept apart from wrong answers. "
@@ -292,18 +318,14 @@ def render_markdown(board: Board, plots: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _provenance(r: Row) -> str:
-    return r.provenance + (", fidelity approximate" if r.fidelity == "approximate" else "")
-
-
 def render_csv(board: Board) -> str:
+    fields = list(CSV_FIELDS) + [n for n in SHOWN if n not in CSV_FIELDS]
     buf = io.StringIO()
-    fields = [f for f in Row.__dataclass_fields__ if f != "ci"]
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(fields)
     for r in board.rows:
-        writer.writerow(["" if v is None else (f"{v:.4f}" if isinstance(v, float) else v)
-                         for v in (getattr(r, f) for f in fields)])
+        values = (getattr(r if f in Row.__dataclass_fields__ else r.aggregates, f) for f in fields)
+        writer.writerow(["" if v is None else (f"{v:.4f}" if isinstance(v, float) else v) for v in values])
     return buf.getvalue()
 
 
@@ -317,7 +339,7 @@ def write_boards(boards: list[Board], out_dir: str | Path) -> list[Path]:
     for board in boards:
         plots = []
         for x_field in PLOT_AXES:
-            has = [r for r in board.rows if getattr(r, x_field) is not None]
+            has = [r for r in board.rows if getattr(r.aggregates, x_field) is not None]
             if x_field == "wall_s":
                 has = [r for r in has if r.provenance == "measured"]
             if has:

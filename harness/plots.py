@@ -49,7 +49,7 @@ def y_limits(values: list[tuple[float, float, float]]) -> tuple[float, float]:
 def plot_note(board, x_field: str) -> str:
     """The line under a plot: what the error bars are, and the entries left out (no value for the cost)."""
     note = "Error bars: 95% bootstrap intervals over problems (measured results)."
-    left_out = [r.model for r in board.rows if getattr(r, x_field) is None]
+    left_out = [r.model for r in board.rows if getattr(r.aggregates, x_field) is None]
     if left_out:
         note += f" Not shown (no {x_field.replace('_', ' ')}): {', '.join(left_out)}."
     return note
@@ -90,8 +90,14 @@ def plot_board(board, x_field: str, out_base: Path) -> list[Path]:
 
     from harness.metrics import pareto_flags
 
-    rows = [r for r in board.rows if getattr(r, x_field) is not None]
-    flags = pareto_flags([(r.accuracy, getattr(r, x_field)) for r in rows])
+    def cost_of(r) -> float | None:
+        return getattr(r.aggregates, x_field)
+
+    def acc_pct(r) -> float:
+        return 100 * r.aggregates.accuracy
+
+    rows = [r for r in board.rows if cost_of(r) is not None]
+    flags = pareto_flags([(r.aggregates.accuracy, cost_of(r)) for r in rows])
     points = []
     with matplotlib.rc_context({"svg.hashsalt": "threadweaver", "svg.fonttype": "path", "font.family": "DejaVu Sans",
                                 "path.simplify": False, "figure.dpi": DPI}):  # fmt: skip
@@ -100,7 +106,7 @@ def plot_board(board, x_field: str, out_base: Path) -> list[Path]:
             pts = [r for r in rows if r.provenance == prov]
             if not pts:
                 continue
-            xs, ys = [getattr(r, x_field) for r in pts], [100 * r.accuracy for r in pts]
+            xs, ys = [cost_of(r) for r in pts], [acc_pct(r) for r in pts]
             ax.scatter(xs, ys, marker=marker, s=48, facecolors=face, edgecolors="tab:blue", label=prov, zorder=3,
                        clip_on=False)  # fmt: skip
             for r, x, y in zip(pts, xs, ys, strict=True):
@@ -112,7 +118,7 @@ def plot_board(board, x_field: str, out_base: Path) -> list[Path]:
                                 capsize=2, zorder=2)  # fmt: skip
                 err = r.ci.get("accuracy")
                 points.append((y, y - 100 * err[0] if err else 0.0, 100 * err[1] - y if err else 0.0))
-        front = sorted((getattr(r, x_field), 100 * r.accuracy) for r, f in zip(rows, flags, strict=True) if f)
+        front = sorted((cost_of(r), acc_pct(r)) for r, f in zip(rows, flags, strict=True) if f)
         if len(front) > 1:
             ax.plot([p[0] for p in front], [p[1] for p in front], "--", color="tab:red", drawstyle="steps-post",
                     label="Pareto frontier", zorder=2)  # fmt: skip
@@ -128,7 +134,7 @@ def plot_board(board, x_field: str, out_base: Path) -> list[Path]:
         ax.legend(loc="best", fontsize=8)
         fig.text(0.01, 0.01, plot_note(board, x_field), fontsize=7, ha="left", va="bottom", wrap=True)
         fig.tight_layout(rect=(0, 0.05, 1, 1))
-        _place_labels(fig, ax, [(getattr(r, x_field), 100 * r.accuracy, r.model) for r in rows])
+        _place_labels(fig, ax, [(cost_of(r), acc_pct(r), r.model) for r in rows])
         png, svg = out_base.with_suffix(".png"), out_base.with_suffix(".svg")
         fig.savefig(png, format="png", metadata={"Software": None})
         fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})

@@ -57,7 +57,8 @@ def test_average_row_reproduces_the_paper_from_reported_results_alone():
     assert {r.model for r in avg.rows} == {"qwen3-8b-seq-rl", "threadweaver-qwen3-8b", "npr-qwen3-4b",
                                            "npr-qwen3-4b-instruct-2507", "sr-qwen3-4b-instruct-2507"}  # fmt: skip
     npr = next(r for r in avg.rows if r.model == "npr-qwen3-4b-instruct-2507")
-    assert npr.accuracy == pytest.approx(407.1 / 600) and npr.trigger_rate == 1.0 and npr.critical_path_tokens is None
+    a = npr.aggregates
+    assert a.accuracy == pytest.approx(407.1 / 600) and a.trigger_rate == 1.0 and a.critical_path_tokens is None
     assert len([b for b in boards if b in CONFIG.average]) == 6
 
 
@@ -67,7 +68,8 @@ def test_per_benchmark_boards_use_published_speedups():
     assert rows["threadweaver-qwen3-8b"].speedup == pytest.approx(1.53)
     assert rows["qwen3-8b-seq-rl"].speedup == pytest.approx(1.0)
     aime = {r.model: r for r in boards["aime24"].rows}
-    assert aime["multiverse-32b"].speedup is None and aime["multiverse-32b"].accuracy == pytest.approx(0.538)
+    mv = aime["multiverse-32b"]
+    assert mv.speedup is None and mv.aggregates.accuracy == pytest.approx(0.538)
 
 
 def test_fmt_tokens():
@@ -191,7 +193,7 @@ def test_plot_y_range_is_honest_and_omissions_are_listed():
     assert lo <= 35.0 and hi == 100.0  # error bars fit, clipped at 100
     boards = {b.name: b for b in build_boards(reported_entries(), CONFIG)}
     note = plot_note(boards["aime24"], "critical_path_tokens")
-    shown = {r.model for r in boards["aime24"].rows if r.critical_path_tokens is not None}
+    shown = {r.model for r in boards["aime24"].rows if r.aggregates.critical_path_tokens is not None}
     hidden = note.split("Not shown (no critical path tokens): ")[1].rstrip(".").split(", ")
     assert {"qwen3-8b", "multiverse-32b", "parallel-r1-seen", "npr-qwen3-4b"} <= set(hidden)
     assert set(hidden) == {r.model for r in boards["aime24"].rows} - shown
